@@ -1,0 +1,3 @@
+from persona_engine.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,312 @@
+"""The database schema, as numbered and named migrations applied in order.
+
+Ids are integers everywhere (joins on 10M orders stay fast); the id a source system used
+(an invoice number, a Shopify order name, a customer email hash) is kept in `external_id`.
+Large fact tables carry no PRIMARY KEY: uniqueness is enforced by whoever writes them
+(generator, importer), which keeps bulk loads of millions of rows fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+CORE_TABLES = """
+CREATE TABLE shop_settings (
+    key   VARCHAR PRIMARY KEY,
+    value VARCHAR
+);
+
+CREATE TABLE customers (
+    customer_id         BIGINT PRIMARY KEY,
+    external_id         VARCHAR,
+    created_at          TIMESTAMP,
+    first_name          VARCHAR,
+    last_name           VARCHAR,
+    email               VARCHAR,
+    age                 SMALLINT,
+    gender              VARCHAR,
+    marital_status      VARCHAR,
+    city                VARCHAR,
+    region              VARCHAR,
+    country             VARCHAR,
+    education           VARCHAR,
+    occupation          VARCHAR,
+    income              DOUBLE,
+    interests           VARCHAR[],
+    acquisition_channel VARCHAR,
+    preferred_device    VARCHAR,
+    newsletter_opt_in   BOOLEAN,
+    consent_analytics   BOOLEAN NOT NULL DEFAULT TRUE
+);
+
+CREATE TABLE products (
+    product_id  BIGINT PRIMARY KEY,
+    external_id VARCHAR,
+    name        VARCHAR,
+    category    VARCHAR,
+    brand       VARCHAR,
+    price       DOUBLE
+);
+
+CREATE TABLE orders (
+    order_id       BIGINT NOT NULL,
+    external_id    VARCHAR,
+    customer_id    BIGINT,
+    ordered_at     TIMESTAMP NOT NULL,
+    channel        VARCHAR,
+    device         VARCHAR,
+    payment_method VARCHAR,
+    amount         DOUBLE NOT NULL,
+    discount       DOUBLE NOT NULL DEFAULT 0,
+    status         VARCHAR NOT NULL,
+    currency       VARCHAR
+);
+
+CREATE TABLE order_items (
+    order_id   BIGINT NOT NULL,
+    product_id BIGINT,
+    quantity   INTEGER NOT NULL,
+    unit_price DOUBLE NOT NULL
+);
+
+CREATE TABLE sessions (
+    session_id       BIGINT NOT NULL,
+    customer_id      BIGINT,
+    started_at       TIMESTAMP NOT NULL,
+    device           VARCHAR,
+    source           VARCHAR,
+    pages_viewed     INTEGER,
+    duration_s       INTEGER,
+    viewed_product   BOOLEAN,
+    added_to_cart    BOOLEAN,
+    checkout_started BOOLEAN,
+    order_id         BIGINT
+);
+
+CREATE TABLE events (
+    session_id  BIGINT,
+    customer_id BIGINT,
+    ts          TIMESTAMP NOT NULL,
+    type        VARCHAR NOT NULL,
+    product_id  BIGINT,
+    category    VARCHAR,
+    value       DOUBLE
+);
+"""
+
+ANALYSIS_TABLES = """
+CREATE TABLE customer_features (
+    customer_id           BIGINT PRIMARY KEY,
+    recency_days          INTEGER,
+    frequency             INTEGER NOT NULL,
+    monetary              DOUBLE NOT NULL,
+    average_order_value   DOUBLE,
+    tenure_days           INTEGER,
+    orders_90d            INTEGER NOT NULL,
+    sessions_90d          INTEGER NOT NULL,
+    sessions_total        INTEGER NOT NULL,
+    pages_per_session     DOUBLE,
+    cart_abandonment_rate DOUBLE,
+    discount_share        DOUBLE,
+    return_rate           DOUBLE,
+    mobile_share          DOUBLE,
+    main_source           VARCHAR,
+    favourite_category    VARCHAR,
+    category_shares       MAP(VARCHAR, DOUBLE),
+    preferred_weekday     SMALLINT,
+    preferred_hour        SMALLINT,
+    newsletter_opt_in     BOOLEAN,
+    first_order_at        TIMESTAMP,
+    last_order_at         TIMESTAMP,
+    computed_at           TIMESTAMP NOT NULL
+);
+
+CREATE SEQUENCE clustering_run_ids START 1;
+
+CREATE TABLE clustering_runs (
+    run_id           INTEGER PRIMARY KEY DEFAULT nextval('clustering_run_ids'),
+    created_at       TIMESTAMP NOT NULL DEFAULT current_timestamp,
+    method           VARCHAR NOT NULL,
+    k                INTEGER NOT NULL,
+    feature_set      VARCHAR NOT NULL,
+    features         VARCHAR[] NOT NULL,
+    params           JSON,
+    seed             INTEGER,
+    n_customers      INTEGER NOT NULL,
+    silhouette       DOUBLE,
+    stability        DOUBLE,
+    k_scores         JSON,
+    centroids        JSON,
+    created_by       VARCHAR
+);
+
+CREATE TABLE cluster_assignments (
+    run_id      INTEGER NOT NULL,
+    customer_id BIGINT NOT NULL,
+    cluster     INTEGER NOT NULL,
+    silhouette  DOUBLE
+);
+
+CREATE TABLE cluster_profiles (
+    run_id        INTEGER NOT NULL,
+    cluster       INTEGER NOT NULL,
+    size          INTEGER NOT NULL,
+    share         DOUBLE NOT NULL,
+    revenue_share DOUBLE,
+    silhouette    DOUBLE,
+    profile       JSON,
+    PRIMARY KEY (run_id, cluster)
+);
+"""
+
+PERSONA_TABLES = """
+CREATE SEQUENCE persona_ids START 1;
+
+CREATE TABLE personas (
+    persona_id           INTEGER PRIMARY KEY DEFAULT nextval('persona_ids'),
+    name                 VARCHAR NOT NULL,
+    nickname             VARCHAR,
+    kind                 VARCHAR NOT NULL DEFAULT 'secondary',
+    status               VARCHAR NOT NULL DEFAULT 'draft',
+    avatar               VARCHAR,
+    avatar_image         BLOB,
+    avatar_mime          VARCHAR,
+    quote                VARCHAR,
+    bio                  VARCHAR,
+    demographics         VARCHAR,
+    goals                VARCHAR[],
+    frustrations         VARCHAR[],
+    motivations          VARCHAR[],
+    buying_triggers      VARCHAR[],
+    objections           VARCHAR[],
+    preferred_channels   VARCHAR[],
+    media_preferences    VARCHAR[],
+    tech_affinity        VARCHAR,
+    personal_context     VARCHAR,
+    professional_context VARCHAR,
+    brand_relationship   VARCHAR,
+    day_in_the_life      VARCHAR,
+    key_messages         VARCHAR[],
+    success_factors      VARCHAR[],
+    evidence             JSON,
+    source_run_id        INTEGER,
+    source_clusters      INTEGER[],
+    centroid             JSON,
+    version              INTEGER NOT NULL DEFAULT 1,
+    created_at           TIMESTAMP NOT NULL DEFAULT current_timestamp,
+    updated_at           TIMESTAMP NOT NULL DEFAULT current_timestamp,
+    updated_by           VARCHAR,
+    last_validated_at    TIMESTAMP,
+    deleted_at           TIMESTAMP
+);
+
+CREATE TABLE persona_history (
+    persona_id INTEGER NOT NULL,
+    version    INTEGER NOT NULL,
+    changed_at TIMESTAMP NOT NULL,
+    changed_by VARCHAR,
+    field      VARCHAR NOT NULL,
+    old_value  JSON,
+    new_value  JSON
+);
+
+CREATE TABLE persona_members (
+    persona_id  INTEGER NOT NULL,
+    customer_id BIGINT NOT NULL,
+    run_id      INTEGER
+);
+
+CREATE SEQUENCE persona_comment_ids START 1;
+
+CREATE TABLE persona_comments (
+    comment_id INTEGER PRIMARY KEY DEFAULT nextval('persona_comment_ids'),
+    persona_id INTEGER NOT NULL,
+    created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+    author     VARCHAR NOT NULL,
+    department VARCHAR NOT NULL,
+    body       VARCHAR NOT NULL
+);
+
+CREATE TABLE persona_presence (
+    persona_id INTEGER NOT NULL,
+    user_name  VARCHAR NOT NULL,
+    seen_at    TIMESTAMP NOT NULL,
+    editing    BOOLEAN NOT NULL DEFAULT FALSE,
+    PRIMARY KEY (persona_id, user_name)
+);
+
+CREATE SEQUENCE action_ids START 1;
+
+CREATE TABLE actions (
+    action_id   INTEGER PRIMARY KEY DEFAULT nextval('action_ids'),
+    name        VARCHAR NOT NULL,
+    description VARCHAR,
+    persona_ids INTEGER[],
+    archetypes  VARCHAR[],
+    starts_on   DATE NOT NULL,
+    ends_on     DATE,
+    channel     VARCHAR,
+    created_by  VARCHAR,
+    created_at  TIMESTAMP NOT NULL DEFAULT current_timestamp
+);
+"""
+
+BOOKKEEPING_TABLES = """
+CREATE SEQUENCE import_ids START 1;
+
+CREATE TABLE imports (
+    import_id   INTEGER PRIMARY KEY DEFAULT nextval('import_ids'),
+    started_at  TIMESTAMP NOT NULL DEFAULT current_timestamp,
+    finished_at TIMESTAMP,
+    preset      VARCHAR NOT NULL,
+    files       VARCHAR[] NOT NULL,
+    file_hashes VARCHAR[],
+    consent     VARCHAR,
+    rows_read   BIGINT,
+    status      VARCHAR NOT NULL,
+    report      JSON
+);
+
+CREATE TABLE erasure_log (
+    erased_at  TIMESTAMP NOT NULL DEFAULT current_timestamp,
+    erased_by  VARCHAR,
+    rows_removed JSON
+);
+
+CREATE TABLE sample_truth (
+    customer_id BIGINT PRIMARY KEY,
+    archetype   VARCHAR NOT NULL
+);
+
+CREATE TABLE sample_effects (
+    action_id       INTEGER NOT NULL,
+    archetype       VARCHAR NOT NULL,
+    metric          VARCHAR NOT NULL,
+    relative_effect DOUBLE NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "core shop tables", CORE_TABLES),
+    Migration(2, "features and clustering", ANALYSIS_TABLES),
+    Migration(3, "personas, comments and actions", PERSONA_TABLES),
+    Migration(4, "imports, erasure log and sample truth", BOOKKEEPING_TABLES),
+)
+
+# Every table the schema defines, in the order a full wipe of shop data should follow.
+SHOP_DATA_TABLES: tuple[str, ...] = (
+    "events",
+    "sessions",
+    "order_items",
+    "orders",
+    "products",
+    "customers",
+)
