@@ -294,11 +294,39 @@ CREATE TABLE sample_effects (
 );
 """
 
+# The consent rule lives here and only here: every analysis reads these views, never the
+# raw tables. `analysis_*` hold consenting known customers only (customer analyses,
+# exports); `shop_*` add anonymous/guest rows for shop-level totals. Rows of customers
+# without analytics consent appear in neither.
+CONSENT_VIEWS = """
+CREATE VIEW analysis_customers AS
+    SELECT * FROM customers WHERE consent_analytics;
+
+CREATE VIEW analysis_orders AS
+    SELECT o.* FROM orders o
+    WHERE o.customer_id IN (SELECT customer_id FROM customers WHERE consent_analytics);
+
+CREATE VIEW analysis_sessions AS
+    SELECT s.* FROM sessions s
+    WHERE s.customer_id IN (SELECT customer_id FROM customers WHERE consent_analytics);
+
+CREATE VIEW shop_orders AS
+    SELECT o.* FROM orders o
+    WHERE o.customer_id IS NULL
+       OR o.customer_id IN (SELECT customer_id FROM customers WHERE consent_analytics);
+
+CREATE VIEW shop_sessions AS
+    SELECT s.* FROM sessions s
+    WHERE s.customer_id IS NULL
+       OR s.customer_id IN (SELECT customer_id FROM customers WHERE consent_analytics);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core shop tables", CORE_TABLES),
     Migration(2, "features and clustering", ANALYSIS_TABLES),
     Migration(3, "personas, comments and actions", PERSONA_TABLES),
     Migration(4, "imports, erasure log and sample truth", BOOKKEEPING_TABLES),
+    Migration(5, "consent-filtered views", CONSENT_VIEWS),
 )
 
 # Every table the schema defines, in the order a full wipe of shop data should follow.
