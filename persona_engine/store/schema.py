@@ -321,12 +321,86 @@ CREATE VIEW shop_sessions AS
        OR s.customer_id IN (SELECT customer_id FROM customers WHERE consent_analytics);
 """
 
+# Segment explorer (issue 4). Session features become NULL-able: a shop imported without
+# session data has "unknown" sessions, not zero. The per-customer rollups are written with
+# customer_features (same transaction) so that explorer charts aggregate ~1 row per
+# customer and value instead of scanning raw orders and sessions on every filter change.
+EXPLORER_TABLES = """
+ALTER TABLE customer_features ALTER COLUMN sessions_90d DROP NOT NULL;
+ALTER TABLE customer_features ALTER COLUMN sessions_total DROP NOT NULL;
+ALTER TABLE customer_features ADD COLUMN main_device VARCHAR;
+ALTER TABLE customer_features ADD COLUMN abandoned_carts_90d INTEGER;
+ALTER TABLE customer_features ADD COLUMN last_active_at TIMESTAMP;
+ALTER TABLE customer_features ADD COLUMN reference_date DATE;
+
+CREATE TABLE customer_segments (
+    customer_id BIGINT PRIMARY KEY,
+    r_score     TINYINT,
+    f_score     TINYINT,
+    m_score     TINYINT,
+    rfm_group   VARCHAR,
+    segments    VARCHAR[] NOT NULL,
+    computed_at TIMESTAMP NOT NULL
+);
+
+CREATE TABLE customer_session_mix (
+    customer_id            BIGINT NOT NULL,
+    device                 VARCHAR,
+    source                 VARCHAR,
+    sessions               INTEGER NOT NULL,
+    sessions_90d           INTEGER NOT NULL,
+    pages_viewed           BIGINT,
+    sessions_with_pages    INTEGER NOT NULL,
+    product_view_sessions  INTEGER NOT NULL,
+    cart_sessions          INTEGER NOT NULL,
+    checkout_sessions      INTEGER NOT NULL,
+    order_sessions         INTEGER NOT NULL,
+    abandoned_cart_sessions INTEGER NOT NULL,
+    abandoned_carts_90d    INTEGER NOT NULL,
+    first_session_at       TIMESTAMP NOT NULL,
+    last_session_at        TIMESTAMP NOT NULL
+);
+
+CREATE TABLE customer_order_mix (
+    customer_id    BIGINT NOT NULL,
+    channel        VARCHAR,
+    device         VARCHAR,
+    payment_method VARCHAR,
+    orders         INTEGER NOT NULL,
+    revenue        DOUBLE NOT NULL
+);
+
+CREATE TABLE customer_order_hours (
+    customer_id BIGINT NOT NULL,
+    weekday     TINYINT NOT NULL,
+    hour        TINYINT NOT NULL,
+    orders      INTEGER NOT NULL,
+    revenue     DOUBLE NOT NULL
+);
+
+CREATE TABLE customer_order_months (
+    customer_id BIGINT NOT NULL,
+    month       DATE NOT NULL,
+    orders      INTEGER NOT NULL,
+    revenue     DOUBLE NOT NULL
+);
+
+CREATE TABLE customer_category_revenue (
+    customer_id BIGINT NOT NULL,
+    category    VARCHAR,
+    revenue     DOUBLE NOT NULL,
+    quantity    BIGINT NOT NULL,
+    orders      INTEGER NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core shop tables", CORE_TABLES),
     Migration(2, "features and clustering", ANALYSIS_TABLES),
     Migration(3, "personas, comments and actions", PERSONA_TABLES),
     Migration(4, "imports, erasure log and sample truth", BOOKKEEPING_TABLES),
     Migration(5, "consent-filtered views", CONSENT_VIEWS),
+    Migration(6, "explorer: segments and per-customer rollups", EXPLORER_TABLES),
 )
 
 # Every table the schema defines, in the order a full wipe of shop data should follow.
