@@ -403,12 +403,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "explorer: segments and per-customer rollups", EXPLORER_TABLES),
 )
 
-# Every table the schema defines, in the order a full wipe of shop data should follow.
-SHOP_DATA_TABLES: tuple[str, ...] = (
-    "events",
-    "sessions",
-    "order_items",
-    "orders",
-    "products",
-    "customers",
+# Tables holding one shop's data and everything derived from it; replacing the shop (a new
+# sample, a fresh import) empties them all. schema_migrations and shop_settings stay.
+ALL_DATA_TABLES: tuple[str, ...] = (
+    "events", "sessions", "order_items", "orders", "products", "customers",
+    "customer_features", "cluster_assignments", "cluster_profiles", "clustering_runs",
+    "persona_members", "persona_history", "persona_comments", "persona_presence", "personas",
+    "actions", "sample_truth", "sample_effects",
 )
