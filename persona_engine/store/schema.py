@@ -394,6 +394,17 @@ CREATE TABLE customer_category_revenue (
 );
 """
 
+# People allowed in when a credentials file is configured (synced from it at start-up).
+# With no rows, nobody logs in and everyone who gives a display name is an editor.
+APP_USERS = """
+CREATE TABLE app_users (
+    user_name     VARCHAR PRIMARY KEY,
+    display_name  VARCHAR,
+    role          VARCHAR NOT NULL,
+    password_hash VARCHAR NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core shop tables", CORE_TABLES),
     Migration(2, "features and clustering", ANALYSIS_TABLES),
@@ -401,6 +412,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "imports, erasure log and sample truth", BOOKKEEPING_TABLES),
     Migration(5, "consent-filtered views", CONSENT_VIEWS),
     Migration(6, "explorer: segments and per-customer rollups", EXPLORER_TABLES),
+    Migration(7, "application users and roles", APP_USERS),
 )
 
 # Tables holding one shop's data and everything derived from it; replacing the shop (a new
@@ -409,5 +421,7 @@ ALL_DATA_TABLES: tuple[str, ...] = (
     "events", "sessions", "order_items", "orders", "products", "customers",
     "customer_features", "cluster_assignments", "cluster_profiles", "clustering_runs",
     "persona_members", "persona_history", "persona_comments", "persona_presence", "personas",
-    "actions", "sample_truth", "sample_effects",
+    "actions", "sample_truth", "sample_effects", "customer_segments", "customer_session_mix",
+    "customer_order_mix", "customer_order_hours", "customer_order_months",
+    "customer_category_revenue",
 )
