@@ -136,9 +136,20 @@ def transaction(cur: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     try:
         yield cur
     except BaseException:
-        cur.execute("ROLLBACK")
+        _rollback_quietly(cur)
         raise
-    cur.execute("COMMIT")
+    try:
+        cur.execute("COMMIT")
+    except duckdb.Error:
+        _rollback_quietly(cur)  # a failed commit (write conflict) must not leave the cursor mid-transaction
+        raise
+
+
+def _rollback_quietly(cur: duckdb.DuckDBPyConnection) -> None:
+    try:
+        cur.execute("ROLLBACK")
+    except duckdb.Error:
+        pass  # DuckDB already ended the transaction
 
 
 def table_exists(cur: duckdb.DuckDBPyConnection, name: str) -> bool:
