@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -567,11 +567,13 @@ def generate_shop(
     seed: int = 42,
     locale: str = "fr_FR",
     progress: bool = False,
+    on_progress: Callable[[float], None] | None = None,
 ) -> GenerationSummary:
     """Replace the database's shop with a generated one (all data tables are emptied first).
 
     Writes customers, products, orders, order_items, sessions, sample_truth, sample_effects,
     one planted action in `actions`, and shop settings (locale, currency, source).
+    `progress` shows a bar on stderr; `on_progress(fraction done)` serves other front ends.
     """
     if n_customers < 1 or n_customers > 5_000_000:
         raise ValidationError(f"--customers must be between 1 and 5,000,000 (got {n_customers})")
@@ -600,6 +602,8 @@ def generate_shop(
                 _insert(cur, name, data)
                 if name in totals:
                     totals[name] += data.num_rows
+            if on_progress is not None:
+                on_progress(min(first + n, n_customers) / n_customers)
         _write_truth(cur, locale)
         set_setting(cur, "locale", locale)
         set_setting(cur, "currency", LOCALES[locale].currency)

@@ -1,0 +1,67 @@
+"""The frame around every page: page registry, session defaults, sidebar, error guard."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from persona_engine.errors import PersonaStudioError
+from ui import data
+from ui.i18n import LANGUAGES, browser_language, t
+
+PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"
+log = logging.getLogger("persona_studio")
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    key: str  # catalogue key under [nav] and the page's URL path
+    file: str  # file name in pages/
+    icon: str
+    section: str  # catalogue key under [nav] of its navigation section
+
+
+# A page is listed here once it works; there are no placeholders.
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec("overview", "overview.py", ":material/dashboard:", "section_explore"),
+)
+
+
+def init_session() -> None:
+    """Small session values, set once."""
+    st.session_state.setdefault("lang", browser_language())
+
+
+def navigation_pages() -> dict[str, list[st.Page]]:
+    sections: dict[str, list[st.Page]] = {}
+    for i, spec in enumerate(PAGES):
+        page = st.Page(PAGES_DIR / spec.file, title=t(f"nav.{spec.key}"), icon=spec.icon,
+                       url_path=spec.key, default=i == 0)
+        sections.setdefault(t(f"nav.{spec.section}"), []).append(page)
+    return sections
+
+
+def sidebar() -> None:
+    with st.sidebar:
+        st.selectbox(t("shell.language"), options=list(LANGUAGES), format_func=LANGUAGES.get, key="lang")
+        summary = data.shop_summary(data.data_version())
+        if summary.source == "sample":
+            st.caption(t("shell.source_sample", seed=data.setting("sample_seed") or "?"))
+        elif summary.source:
+            st.caption(t("shell.source_import"))
+        if summary.customers_without_consent:
+            st.caption(t("shell.consent_note", n=f"{summary.customers_without_consent:,}"))
+
+
+@contextmanager
+def guard() -> Iterator[None]:
+    """Show a persona_engine error as a one-line message instead of a traceback."""
+    try:
+        yield
+    except PersonaStudioError as e:
+        st.error(f"{t('shell.error_prefix')}: {e}")
