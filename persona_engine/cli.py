@@ -44,7 +44,54 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: dict[str, Handler] = {"generate": _cmd_generate}
+def _cmd_features(args: argparse.Namespace) -> int:
+    import time
+    from datetime import date
+
+    from tqdm import tqdm
+
+    from persona_engine.errors import NoDataError, ValidationError
+    from persona_engine.features import FEATURE_STEPS, compute_customer_features
+    from persona_engine.store import fetch_value, open_store
+
+    reference = None
+    if args.reference_date:
+        try:
+            reference = date.fromisoformat(args.reference_date)
+        except ValueError as e:
+            raise ValidationError(
+                f"--reference-date must be a date like 2025-01-31, got {args.reference_date!r}"
+            ) from e
+    store = open_store(args.db)  # first, so a locked file is reported before any work
+    try:
+        cur = store.cursor()
+        if not fetch_value(cur, "SELECT count(*) FROM analysis_customers"):
+            raise NoDataError(
+                f"no customers with analytics consent in {args.db}: generate the sample shop "
+                "or import your data first"
+            )
+        started = time.perf_counter()
+        with tqdm(
+            total=len(FEATURE_STEPS), desc="features", unit="step", file=sys.stderr,
+            disable=args.quiet,
+        ) as bar:
+
+            def progress(done: int, total: int, label: str) -> None:
+                bar.set_postfix_str(label)
+                bar.update(done - bar.n)
+
+            rows = compute_customer_features(cur, reference_date=reference, progress=progress)
+        used = fetch_value(cur, "SELECT max(reference_date) FROM customer_features")
+    finally:
+        store.close()
+    print(
+        f"Computed features for {rows:,} customers (reference date {used}) "
+        f"in {time.perf_counter() - started:.1f} s."
+    )
+    return 0
+
+
+COMMANDS: dict[str, Handler] = {"generate": _cmd_generate, "features": _cmd_features}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--locale", default="fr_FR", choices=["fr_FR", "en_US", "de_DE"], help="shop locale"
     )
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    feat = sub.add_parser(
+        "features", help="recompute customer features, RFM scores and segments"
+    )
+    feat.add_argument("--db", required=True, help="DuckDB file of the shop")
+    feat.add_argument(
+        "--reference-date",
+        help="compute as of this date (YYYY-MM-DD); default: the day after the last order",
+    )
+    feat.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
