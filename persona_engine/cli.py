@@ -91,7 +91,117 @@ def _cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: dict[str, Handler] = {"generate": _cmd_generate, "features": _cmd_features}
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from persona_engine.errors import ValidationError
+    from persona_engine.export import export_card
+    from persona_engine.store import open_store
+
+    if args.format == "pdf" and not args.out:
+        raise ValidationError("a PDF is binary: give --out FILE.pdf to write it")
+    store = open_store(args.db, read_only=True)
+    try:
+        content = export_card(store.cursor(), args.persona, args.format)
+    finally:
+        store.close()
+    if args.out:
+        Path(args.out).write_bytes(content)
+        print(f"Wrote {args.out} ({len(content):,} bytes).")
+    else:
+        sys.stdout.write(content.decode("utf-8"))
+    return 0
+
+
+def _cmd_import_persona(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from persona_engine.errors import ValidationError
+    from persona_engine.export import import_persona_json
+    from persona_engine.personas import get_persona
+    from persona_engine.store import open_store
+
+    try:
+        payload = Path(args.file).read_bytes()
+    except OSError as e:
+        raise ValidationError(f"cannot read {args.file}: {e.strerror}") from e
+    store = open_store(args.db)
+    try:
+        cur = store.cursor()
+        persona_id = import_persona_json(cur, payload, args.user)
+        name = get_persona(cur, persona_id)["name"]
+    finally:
+        store.close()
+    print(f"Imported persona {persona_id} ({name}); it has no members until you link it to customers.")
+    return 0
+
+
+def _cmd_users(args: argparse.Namespace) -> int:
+    import getpass
+    from pathlib import Path
+
+    from persona_engine import auth
+    from persona_engine.errors import StoreLockedError, ValidationError
+    from persona_engine.store import open_store
+
+    path = auth.credentials_path(args.db) if args.file is None else Path(args.file)
+    if args.action in ("add", "remove") and not args.name:
+        raise ValidationError(f"users {args.action} needs --name")
+    if args.action == "add":
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = getpass.getpass(f"Password for {args.name}: ")
+            if getpass.getpass("Same password again: ") != password:
+                raise ValidationError("the two passwords differ; nothing was changed")
+        record = auth.add_user(path, args.name, password, args.role, args.display_name)
+        print(f"{record.user_name} ({record.display_name}) is {record.role} in {path}.")
+    elif args.action == "remove":
+        auth.remove_user(path, args.name)
+        print(f"{args.name} removed from {path}.")
+    users = auth.load_credentials(path)
+    if args.action == "list":
+        for u in users:
+            print(f"{u.user_name}\t{u.role}\t{u.display_name}")
+        if not users:
+            print(f"No users in {path}: no login, everyone who gives a name is an editor.")
+        return 0
+    try:
+        store = open_store(args.db)
+    except StoreLockedError:
+        print("The app has the database open; it applies the new file at its next page load.")
+        return 0
+    try:
+        auth.sync_users(store.cursor(), users)
+    finally:
+        store.close()
+    return 0
+
+
+COMMANDS: dict[str, Handler] = {"generate": _cmd_generate, "features": _cmd_features, "export": _cmd_export, "import-persona": _cmd_import_persona, "users": _cmd_users}
+
+
+def _add_collab_parsers(sub: Any) -> None:
+    exp = sub.add_parser("export", help="write a persona card as Markdown, JSON or PDF")
+    exp.add_argument("--db", required=True, help="DuckDB file holding the persona")
+    exp.add_argument("--persona", required=True, type=int, help="persona id")
+    exp.add_argument("--format", required=True, choices=["md", "json", "pdf"])
+    exp.add_argument("--out", help="file to write; md and json go to standard output without it")
+
+    imp = sub.add_parser("import-persona", help="create a persona from a persona JSON file (an export)")
+    imp.add_argument("--db", required=True, help="DuckDB file to add the persona to")
+    imp.add_argument("--user", default="cli", help="who the history records as author (default: cli)")
+    imp.add_argument("file", help="persona JSON, as written by `export --format json`")
+
+    users = sub.add_parser("users", help="people who may sign in (credentials file, bcrypt hashes)")
+    users.add_argument("action", choices=["add", "remove", "list"])
+    users.add_argument("--db", required=True, help="database whose users to update (the file sits beside it)")
+    users.add_argument("--file", help="credentials file; default $PERSONA_STUDIO_USERS, else users.toml beside --db")
+    users.add_argument("--name", help="user name (sign-in name, no spaces)")
+    users.add_argument("--role", choices=["viewer", "editor", "admin"], default="editor")
+    users.add_argument("--display-name", help="name shown to colleagues (default: the user name)")
+    users.add_argument("--password-stdin", action="store_true",
+                       help="read the password from the first line of standard input instead of prompting")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="compute as of this date (YYYY-MM-DD); default: the day after the last order",
     )
     feat.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_collab_parsers(sub)
     return parser
 
 
