@@ -27,6 +27,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     store = open_store(args.db)  # first, so a locked file is reported before any work
     from sample_data.generator import generate_shop
 
+    from persona_engine.features import compute_customer_features
+
     try:
         summary = generate_shop(
             store.cursor(),
@@ -35,11 +37,14 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             locale=args.locale,
             progress=not args.quiet,
         )
+        # The explorer, clustering and KPI pages read customer features: compute them now.
+        features = compute_customer_features(store.cursor())
     finally:
         store.close()
     print(
         f"Generated {summary.customers:,} customers, {summary.orders:,} orders and "
-        f"{summary.sessions:,} sessions into {args.db} in {summary.seconds:.1f} s."
+        f"{summary.sessions:,} sessions into {args.db} in {summary.seconds:.1f} s; "
+        f"features for {features:,} consenting customers."
     )
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from persona_engine.features import compute_customer_features
 from sample_data.generator import generate_shop
 from ui import data
 from ui.i18n import t
@@ -22,6 +23,7 @@ def offer_sample_shop() -> None:
                 data.cursor(), n_customers=int(n), seed=42, locale="fr_FR",
                 on_progress=lambda done: bar.progress(done, text=t("overview.generating")),
             )
+            compute_customer_features(data.cursor())
             data.after_shop_change()
             st.success(t("overview.generated", customers=f"{summary.customers:,}", orders=f"{summary.orders:,}"))
             st.rerun()
