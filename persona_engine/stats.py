@@ -143,7 +143,7 @@ def invert_to_p_value(
     last_true = np.clip(outside.sum(axis=0) - 1, 0, grid.shape[0] - 2)
     lo = grid[last_true, 0]
     hi = grid[last_true + 1, 0]
-    for _ in range(24):
+    for _ in range(16):  # grid step / 2**16: p-values to about 1e-6
         mid = (lo + hi) / 2.0
         ex = excludes_zero(mid)
         lo = np.where(ex, mid, lo)
