@@ -35,6 +35,9 @@ from sample_data.geography import (
 )
 
 BLOCK = 50_000  # customers per block; fixed, so that blocks (and seeds) do not depend on size
+# DuckDB keeps the whole uncommitted shop in memory up to its limit (80% of RAM by default)
+# before spilling to disk; a bound keeps a 1,000,000-customer generation well under 8 GB.
+GENERATION_MEMORY_LIMIT = "3GB"
 PRODUCTS_PER_CATEGORY = 60
 ANONYMOUS_SESSION_SHARE = 0.3  # anonymous sessions, relative to known customers' sessions
 PRE_WINDOW_CUSTOMERS = 0.3  # customers who signed up before the data starts
@@ -587,6 +590,25 @@ def generate_shop(
     counters = Counters()
     totals = {"customers": 0, "orders": 0, "order_items": 0, "sessions": 0}
 
+    previous_limit = cur.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    cur.execute(f"SET memory_limit = '{GENERATION_MEMORY_LIMIT}'")  # noqa: S608 - a constant
+    try:
+        _generate_into(cur, n_customers, seed, seeds, locale, pools, catalogue, cdfs, counters, totals,
+                       progress, on_progress)
+    finally:
+        cur.execute(f"SET memory_limit = '{previous_limit}'")  # noqa: S608 - read from DuckDB itself
+    return GenerationSummary(
+        customers=totals["customers"], products=catalogue.table.num_rows, orders=totals["orders"],
+        order_items=totals["order_items"], sessions=totals["sessions"],
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _generate_into(
+    cur: duckdb.DuckDBPyConnection, n_customers: int, seed: int, seeds: list[np.random.SeedSequence], locale: str,
+    pools: Pools, catalogue: Catalogue, cdfs: list[np.ndarray], counters: Counters, totals: dict[str, int],
+    progress: bool, on_progress: Callable[[float], None] | None,
+) -> None:
     with transaction(cur):
         for table in ALL_DATA_TABLES:
             cur.execute(f"DELETE FROM {table}")  # noqa: S608 - names from the schema module
@@ -611,11 +633,6 @@ def generate_shop(
         set_setting(cur, "consent", "sample")
         set_setting(cur, "sample_seed", str(seed))
         set_setting(cur, "sample_customers", str(n_customers))
-    return GenerationSummary(
-        customers=totals["customers"], products=catalogue.table.num_rows, orders=totals["orders"],
-        order_items=totals["order_items"], sessions=totals["sessions"],
-        seconds=time.perf_counter() - started,
-    )
 
 
 def planted_effects() -> list[tuple[str, str, float]]:
