@@ -116,45 +116,65 @@ def shop_has_sessions(cur: duckdb.DuckDBPyConnection) -> bool:
 # Every query reads the consent views and only activity before the reference date, so
 # features describe the shop "as of" that date. $ref is the reference date at midnight.
 
-# A session converted when its order is a completed one (same rule as the conversion KPI).
+# Sessions are the largest table (tens of millions of rows), so they are read in two
+# passes that stay cheap: (1) every session, grouped by customer, device and source, without
+# any join; (2) only the sessions that carry an order id, joined to completed orders, for
+# conversions (a session converted when its order is completed, as in the conversion KPI).
+# Non-consenting customers are dropped after grouping, by the same consent view: filtering
+# the few million groups costs far less than filtering every session, and the result is
+# the same. Both passes land in a temporary table that the two rollups are summed from.
+_SESSION_SLOTS_SQL = """
+CREATE OR REPLACE TEMP TABLE feature_session_slots AS
+SELECT * FROM (
+    SELECT customer_id, device, source,
+        count(*) AS sessions,
+        count(*) FILTER (started_at >= $since) AS sessions_90d,
+        sum(pages_viewed) AS pages_viewed,
+        count(pages_viewed) AS sessions_with_pages,
+        count(*) FILTER (viewed_product) AS product_view_sessions,
+        count(*) FILTER (added_to_cart) AS cart_sessions,
+        count(*) FILTER (added_to_cart AND started_at >= $since) AS cart_sessions_90d,
+        count(*) FILTER (checkout_started) AS checkout_sessions,
+        0 AS order_sessions, 0 AS converted_carts, 0 AS converted_carts_90d,
+        min(started_at) AS first_session_at, max(started_at) AS last_session_at
+    FROM sessions
+    WHERE started_at < $ref AND customer_id IS NOT NULL
+    GROUP BY ALL
+    UNION ALL
+    SELECT s.customer_id, s.device, s.source,
+        0, 0, NULL, 0, 0, 0, 0, 0,
+        count(*),
+        count(*) FILTER (s.added_to_cart),
+        count(*) FILTER (s.added_to_cart AND s.started_at >= $since),
+        NULL, NULL
+    FROM sessions s
+    JOIN orders o ON o.order_id = s.order_id
+    WHERE s.order_id IS NOT NULL AND o.status = 'completed'
+      AND s.started_at < $ref AND s.customer_id IS NOT NULL
+    GROUP BY ALL
+)
+WHERE customer_id IN (SELECT customer_id FROM analysis_customers)
+"""
+
 _SESSION_DEVICES_SQL = """
 INSERT INTO customer_session_devices
-SELECT
-    customer_id, device,
-    count(*),
-    count(*) FILTER (started_at >= $since),
-    sum(pages_viewed),
-    count(pages_viewed),
-    count(*) FILTER (viewed_product),
-    count(*) FILTER (added_to_cart),
-    count(*) FILTER (checkout_started),
-    count(*) FILTER (converted),
-    count(*) FILTER (added_to_cart AND NOT converted),
-    count(*) FILTER (added_to_cart AND NOT converted AND started_at >= $since),
-    min(started_at), max(started_at)
-FROM (
-    SELECT *, coalesce(order_id IN (SELECT order_id FROM orders WHERE status = 'completed'),
-                       false) AS converted
-    FROM analysis_sessions
-    WHERE started_at < $ref
-)
+SELECT customer_id, device,
+    sum(sessions), sum(sessions_90d), sum(pages_viewed), sum(sessions_with_pages),
+    sum(product_view_sessions), sum(cart_sessions), sum(checkout_sessions),
+    sum(order_sessions),
+    sum(cart_sessions) - sum(converted_carts),
+    sum(cart_sessions_90d) - sum(converted_carts_90d),
+    min(first_session_at), max(last_session_at)
+FROM feature_session_slots
 GROUP BY ALL
 """
 
 _SESSION_SOURCES_SQL = """
 INSERT INTO customer_session_sources
-SELECT
-    customer_id, source,
-    count(*),
-    count(*) FILTER (added_to_cart),
-    count(*) FILTER (added_to_cart AND NOT converted),
-    count(*) FILTER (converted)
-FROM (
-    SELECT *, coalesce(order_id IN (SELECT order_id FROM orders WHERE status = 'completed'),
-                       false) AS converted
-    FROM analysis_sessions
-    WHERE started_at < $ref
-)
+SELECT customer_id, source,
+    sum(sessions), sum(cart_sessions), sum(cart_sessions) - sum(converted_carts),
+    sum(order_sessions)
+FROM feature_session_slots
 GROUP BY ALL
 """
 
@@ -183,14 +203,19 @@ GROUP BY ALL
 """
 
 # Category revenue is the value of the items (quantity x unit price): `amount` is per order
-# and cannot be split by category. Items whose product is unknown get category NULL.
+# and cannot be split by category. Items whose product is unknown get category NULL. Items
+# are first summed per order and category, so that counting orders needs no DISTINCT.
 _CATEGORY_SQL = """
 INSERT INTO customer_category_revenue
-SELECT o.customer_id, p.category,
-       sum(i.quantity * i.unit_price), sum(i.quantity), count(DISTINCT o.order_id)
-FROM analysis_orders o
-JOIN order_items i ON i.order_id = o.order_id
-LEFT JOIN products p ON p.product_id = i.product_id
+SELECT o.customer_id, x.category, sum(x.revenue), sum(x.quantity), count(*)
+FROM (
+    SELECT i.order_id, p.category,
+           sum(i.quantity * i.unit_price) AS revenue, sum(i.quantity) AS quantity
+    FROM order_items i
+    LEFT JOIN products p ON p.product_id = i.product_id
+    GROUP BY ALL
+) x
+JOIN analysis_orders o ON o.order_id = x.order_id
 WHERE o.status = 'completed' AND o.ordered_at < $ref
 GROUP BY ALL
 """
@@ -250,53 +275,40 @@ session_source AS (
     WHERE source IS NOT NULL
     GROUP BY customer_id
 ),
-favourite AS (
-    SELECT customer_id, first(category ORDER BY revenue DESC, category) AS favourite_category
+categories AS (
+    SELECT customer_id,
+        first(category ORDER BY revenue DESC, category) AS favourite_category,
+        list(category) AS names, list(revenue) AS revenues, sum(revenue) AS total
     FROM customer_category_revenue
     WHERE category IS NOT NULL
     GROUP BY customer_id
 ),
-shares AS (
+-- Modes of weekday and hour in one pass. The key n * 7 + (6 - weekday) is unique per
+-- customer and, when counts tie, largest for the earliest weekday; likewise for hours.
+order_times AS (
     SELECT customer_id,
-        map(categories, list_transform(revenues, lambda r: r / nullif(total, 0)))
-            AS category_shares
-    FROM (SELECT customer_id, list(category) AS categories, list(revenue) AS revenues,
-                 sum(revenue) AS total
-          FROM customer_category_revenue
-          WHERE category IS NOT NULL
-          GROUP BY customer_id)
-),
--- The key n * 7 + (6 - weekday) is unique per customer and, when counts tie, largest for
--- the earliest weekday; likewise for hours.
-order_weekday AS (
-    SELECT customer_id, arg_max(weekday, n * 7 + (6 - weekday)) AS weekday
-    FROM (SELECT customer_id, weekday, sum(orders) AS n FROM customer_order_hours GROUP BY ALL)
+        arg_max(weekday, n * 7 + (6 - weekday)) FILTER (hour IS NULL) AS weekday,
+        arg_max(hour, n * 24 + (23 - hour)) FILTER (weekday IS NULL) AS hour
+    FROM (SELECT customer_id, weekday, hour, sum(orders) AS n
+          FROM customer_order_hours
+          GROUP BY GROUPING SETS ((customer_id, weekday), (customer_id, hour)))
     GROUP BY customer_id
 ),
-order_hour AS (
-    SELECT customer_id, arg_max(hour, n * 24 + (23 - hour)) AS hour
-    FROM (SELECT customer_id, hour, sum(orders) AS n FROM customer_order_hours GROUP BY ALL)
-    GROUP BY customer_id
-),
--- Fallback for customers without a completed order: when they visit. Restricted to them
--- first, so the scan of sessions probes a small set.
-visit_slots AS MATERIALIZED (
-    SELECT customer_id, isodow(started_at) - 1 AS weekday, hour(started_at) AS hour,
-           count(*) AS n
-    FROM analysis_sessions
-    WHERE started_at < $ref
-      AND customer_id IN (SELECT customer_id FROM analysis_customers
-                          WHERE customer_id NOT IN (SELECT customer_id FROM customer_order_hours))
-    GROUP BY ALL
-),
-visit_weekday AS (
-    SELECT customer_id, arg_max(weekday, n * 7 + (6 - weekday)) AS weekday
-    FROM (SELECT customer_id, weekday, sum(n) AS n FROM visit_slots GROUP BY ALL)
-    GROUP BY customer_id
-),
-visit_hour AS (
-    SELECT customer_id, arg_max(hour, n * 24 + (23 - hour)) AS hour
-    FROM (SELECT customer_id, hour, sum(n) AS n FROM visit_slots GROUP BY ALL)
+-- Fallback for customers without a completed order: when they visit. The customer set
+-- (consenting, never bought) is small, so the scan of sessions only probes it.
+visit_times AS (
+    SELECT customer_id,
+        arg_max(weekday, n * 7 + (6 - weekday)) FILTER (hour IS NULL) AS weekday,
+        arg_max(hour, n * 24 + (23 - hour)) FILTER (weekday IS NULL) AS hour
+    FROM (SELECT customer_id, isodow(started_at) - 1 AS weekday, hour(started_at) AS hour,
+                 count(*) AS n
+          FROM sessions
+          WHERE started_at < $ref
+            AND customer_id IN (
+                SELECT customer_id FROM analysis_customers
+                WHERE customer_id NOT IN (SELECT customer_id FROM customer_order_hours))
+          GROUP BY GROUPING SETS ((customer_id, isodow(started_at) - 1),
+                                  (customer_id, hour(started_at))))
     GROUP BY customer_id
 )
 SELECT
@@ -317,10 +329,10 @@ SELECT
     o.returned / nullif(o.frequency + o.returned, 0),
     s.mobile_sessions / nullif(s.sessions_total, 0),
     coalesce(ss.source, c.acquisition_channel),
-    fav.favourite_category,
-    sh.category_shares,
-    coalesce(ow.weekday, vw.weekday),
-    coalesce(oh.hour, vh.hour),
+    cat.favourite_category,
+    map(cat.names, list_transform(cat.revenues, lambda r: r / nullif(cat.total, 0))),
+    coalesce(ot.weekday, vt.weekday),
+    coalesce(ot.hour, vt.hour),
     c.newsletter_opt_in,
     o.first_order_at,
     o.last_order_at,
@@ -334,12 +346,9 @@ LEFT JOIN ord o USING (customer_id)
 LEFT JOIN order_device od USING (customer_id)
 LEFT JOIN sess s USING (customer_id)
 LEFT JOIN session_source ss USING (customer_id)
-LEFT JOIN favourite fav USING (customer_id)
-LEFT JOIN shares sh USING (customer_id)
-LEFT JOIN order_weekday ow USING (customer_id)
-LEFT JOIN order_hour oh USING (customer_id)
-LEFT JOIN visit_weekday vw USING (customer_id)
-LEFT JOIN visit_hour vh USING (customer_id)
+LEFT JOIN categories cat USING (customer_id)
+LEFT JOIN order_times ot USING (customer_id)
+LEFT JOIN visit_times vt USING (customer_id)
 """
 
 
@@ -392,8 +401,9 @@ def compute_customer_features(
         for table in (*ROLLUP_TABLES, "customer_features", "customer_segments"):
             # Table names come from the constant tuple above, never from input.
             cur.execute(f"DELETE FROM {table}")  # noqa: S608
-        for sql in (_SESSION_DEVICES_SQL, _SESSION_SOURCES_SQL):
+        for sql in (_SESSION_SLOTS_SQL, _SESSION_DEVICES_SQL, _SESSION_SOURCES_SQL):
             cur.execute(sql, _params(sql, values))
+        cur.execute("DROP TABLE feature_session_slots")
         step()
         for sql in (_ORDER_MIX_SQL, _ORDER_HOURS_SQL, _ORDER_MONTHS_SQL):
             cur.execute(sql, _params(sql, values))

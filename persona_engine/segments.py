@@ -99,7 +99,8 @@ class BehaviourRules:
         `at_risk_after_days` and at most `inactive_days` ago.
     cart_abandoners: at least `cart_min_abandoned_90d` abandoned carts in the last 90 days
         and an abandonment rate of at least `cart_min_rate` (needs session data).
-    inactive: no order and no visit in the last `inactive_days` (or never any activity).
+    inactive: known for more than `inactive_days`, without an order or a visit in the last
+        `inactive_days` (a recent sign-up who has not come back yet is not inactive).
     interest:<category>: the favourite category holds at least `interest_min_share` of the
         customer's revenue.
     """
@@ -184,7 +185,8 @@ SELECT
               AND c.recency_days <= $inactive_days THEN 'at_risk_of_churn' END,
         CASE WHEN c.abandoned_carts_90d >= $cart_min_abandoned_90d
               AND c.cart_abandonment_rate >= $cart_min_rate THEN 'cart_abandoners' END,
-        CASE WHEN d.d IS NULL OR d.d > $inactive_days THEN 'inactive' END,
+        CASE WHEN c.tenure_days > $inactive_days AND (d.d IS NULL OR d.d > $inactive_days)
+             THEN 'inactive' END,
         CASE WHEN c.category_shares[c.favourite_category] >= $interest_min_share
              THEN $interest_prefix || c.favourite_category END
     ], lambda x: x IS NOT NULL),

@@ -1,8 +1,10 @@
 """Customer features: every feature against a plain pandas reference on a small hand-made shop.
 
-The shop (build_small_shop) is also used by test_segments.py and test_explore.py. It has 31
+The shop (build_small_shop) is also used by test_segments.py and test_explore.py. It has 33
 customers: 1-29 buy (ties in frequency: twelve buy once, six twice...), 30 never buys but
-visits (and has no created_at), 31 buys and visits but refused analytics consent. Some
+visited four times in the last month (and has no created_at), 31 buys and visits but
+refused analytics consent, 32 signed up ten days ago and did nothing yet, 33 signed up
+long ago and last visited 400 days ago. Some
 orders are returned or cancelled, some sessions put items in a cart and do not convert,
 every fourth customer has no session, and one guest order and two anonymous sessions
 exist. The last order is on 2024-06-30, so the default reference date is 2024-07-01.
@@ -39,6 +41,9 @@ RETURNED = {13, 19, 24, 31}  # one extra returned order each
 CANCELLED = {14, 20}  # one extra cancelled order each
 NO_CONSENT = 31
 NEVER_BOUGHT = 30
+NEW_SIGNUP = 32
+LAPSED_VISITOR = 33
+CONSENTING = [*range(1, 31), NEW_SIGNUP, LAPSED_VISITOR]
 CATEGORIES = {1: "books", 2: "books", 3: "tech", 4: "tech", 5: "home", 6: "home"}
 DEVICES = ("mobile", "desktop", "tablet")
 SOURCES = ("search", "email", "social", "direct")
@@ -51,10 +56,14 @@ def _country(i: int) -> str:
 def build_small_shop(cur: duckdb.DuckDBPyConnection, with_sessions: bool = True) -> None:
     """Insert the hand-made shop described in the module docstring."""
     customers = []
-    for i in range(1, 32):
+    for i in range(1, 34):
         country = _country(i)
         region = {"FR": ("idf", "ara")[i % 2], "BE": "wallonia", "DE": "bavaria"}[country]
-        created = None if i == NEVER_BOUGHT else REF_TS - timedelta(days=30 + 20 * i)
+        created = {
+            NEVER_BOUGHT: None,
+            NEW_SIGNUP: REF_TS - timedelta(days=10),
+            LAPSED_VISITOR: REF_TS - timedelta(days=800),
+        }.get(i, REF_TS - timedelta(days=30 + 20 * i))
         customers.append((
             i, created, None if i % 5 == 0 else f"c{i}@example.com", 18 + (3 * i) % 50,
             ("female", "male")[i % 2], ("single", "married", "divorced")[i % 3], region, country,
@@ -76,7 +85,7 @@ def build_small_shop(cur: duckdb.DuckDBPyConnection, with_sessions: bool = True)
     orders, items = [], []
     customer_orders: dict[int, list[int]] = {}
     order_id = 0
-    for i in range(1, 32):
+    for i in range(1, 32):  # 32 and 33 never order
         statuses = ["completed"] * FREQUENCY[i]
         statuses += ["returned"] * (i in RETURNED) + ["cancelled"] * (i in CANCELLED)
         for j, status in enumerate(statuses):
@@ -111,16 +120,21 @@ def build_small_shop(cur: duckdb.DuckDBPyConnection, with_sessions: bool = True)
         if i % 4 == 0:
             continue
         own = customer_orders.get(i, [])
-        for s in range(1 + i % 5):
+        # Customer 30 visited 2, 9, 16 and 23 days ago: a new, engaged visitor.
+        visits = 4 if i == NEVER_BOUGHT else 1 + i % 5
+        for s in range(visits):
             session_id += 1
             cart = (i + s) % 2 == 0
             checkout = cart and s % 3 == 0
-            started = REF_TS - timedelta(days=1 + (5 * i + 11 * s) % 200) + timedelta(hours=(10 + s + i) % 24)
+            days_before = 2 + 7 * s if i == NEVER_BOUGHT else 1 + (5 * i + 11 * s) % 200
+            started = REF_TS - timedelta(days=days_before) + timedelta(hours=(10 + s + i) % 24)
             sessions.append((
                 session_id, i, started, DEVICES[(i + s) % 3], SOURCES[(i * s + s) % 4],
                 None if (i, s) == (5, 0) else 2 + (s + i) % 6, 60 * (s + 1),
                 s % 4 != 3, cart, checkout, own[s % len(own)] if checkout and own else None,
             ))
+    session_id += 1  # the lapsed visitor's only visit
+    sessions.append((session_id, LAPSED_VISITOR, REF_TS - timedelta(days=400), "desktop", "search", 4, 90, True, False, False, None))
     for k in range(2):  # anonymous visitors
         session_id += 1
         sessions.append((session_id, None, REF_TS - timedelta(days=3 + k), "mobile", "social", 3, 30, True, True, False, None))
@@ -225,8 +239,8 @@ def computed_features(cur: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def _same(a: object, b: object) -> bool:
-    missing_a = a is None or (isinstance(a, float) and math.isnan(a))
-    missing_b = b is None or (isinstance(b, float) and math.isnan(b))
+    missing_a = not isinstance(a, dict) and bool(pd.isna(a))  # None, NaN and NaT
+    missing_b = not isinstance(b, dict) and bool(pd.isna(b))
     if missing_a or missing_b:
         return missing_a and missing_b
     if isinstance(a, dict) or isinstance(b, dict):
@@ -259,8 +273,8 @@ FEATURE_COLUMNS = [*FEATURES, "last_active_at"]
 @pytest.mark.parametrize("feature", FEATURE_COLUMNS)
 def test_feature_matches_pandas_reference(shop, reference, feature):
     computed = computed_features(shop)
-    # Same customers: the 30 consenting ones (31 refused consent).
-    assert sorted(computed.index) == list(range(1, 31))
+    # Same customers: the 32 consenting ones (31 refused consent).
+    assert sorted(computed.index) == CONSENTING
     wrong = {
         cid: (computed.loc[cid, feature], reference.loc[cid, feature])
         for cid in reference.index
@@ -289,11 +303,13 @@ def test_hand_computed_customers(shop):
     # Customer 13: two completed and one returned order: return rate 1/3.
     assert f.loc[13, "return_rate"] == pytest.approx(1 / 3)
     # Customer 30 never bought: no recency, no AOV, frequency 0; tenure from the first
-    # session because created_at is empty: its sessions start 1 + (150 + 11 s) % 200 days
-    # before, s = 0 -> 151 days, the earliest.
+    # session because created_at is empty: 23 days before the reference date.
     assert f.loc[30, "frequency"] == 0
     assert pd.isna(f.loc[30, "recency_days"]) and pd.isna(f.loc[30, "average_order_value"])
-    assert f.loc[30, "tenure_days"] == 151
+    assert f.loc[30, "tenure_days"] == 23
+    assert f.loc[30, "sessions_90d"] == 4
+    # Customer 32 did nothing yet: tenure from created_at (10 days), 0 sessions.
+    assert f.loc[32, "tenure_days"] == 10 and f.loc[32, "sessions_total"] == 0
     # Customer 4 has no session: 0 sessions (the shop records sessions), rates unknown.
     assert f.loc[4, "sessions_total"] == 0 and pd.isna(f.loc[4, "mobile_share"])
     assert pd.isna(f.loc[4, "pages_per_session"])
@@ -334,8 +350,8 @@ def test_shop_without_sessions_gets_null_session_features(store):
         "count(*) FILTER (abandoned_carts_90d IS NULL), count(*) FILTER (mobile_share IS NULL), "
         "count(*) FROM customer_features"
     ).fetchall()[0]
-    # All 30 consenting customers: unknown, not zero.
-    assert nulls == (30, 30, 30, 30, 30)
+    # All 32 consenting customers: unknown, not zero.
+    assert nulls == (32, 32, 32, 32, 32)
     # The order features are still there: customer 29's 10 orders.
     assert cur.execute("SELECT frequency FROM customer_features WHERE customer_id = 29").fetchall() == [(10,)]
 
@@ -343,8 +359,8 @@ def test_shop_without_sessions_gets_null_session_features(store):
 def test_recompute_replaces_previous_content(shop):
     first = compute_customer_features(shop)
     second = compute_customer_features(shop)
-    assert first == second == 30
-    assert shop.execute("SELECT count(*), count(DISTINCT customer_id) FROM customer_features").fetchall() == [(30, 30)]
+    assert first == second == 32
+    assert shop.execute("SELECT count(*), count(DISTINCT customer_id) FROM customer_features").fetchall() == [(32, 32)]
     # Rollups are replaced too, not appended: customer 29's ten orders are counted once.
     assert shop.execute("SELECT sum(orders) FROM customer_order_mix WHERE customer_id = 29").fetchall() == [(10,)]
 
@@ -371,9 +387,9 @@ def test_features_command(tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert run.returncode == 0, run.stderr
-    assert "30 customers" in run.stdout
+    assert "32 customers" in run.stdout
     store = open_store(db)
-    assert store.cursor().execute("SELECT count(*) FROM customer_features").fetchall() == [(30,)]
+    assert store.cursor().execute("SELECT count(*) FROM customer_features").fetchall() == [(32,)]
     store.close()
 
 

@@ -1,0 +1,461 @@
+"""Explorer queries: each filter, each chart against pandas, missing data, consent, compare."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, timedelta
+
+import duckdb
+import pandas as pd
+import pytest
+
+from persona_engine import explore
+from persona_engine.errors import ValidationError
+from persona_engine.explore import (
+    FIELD_MISSING,
+    NO_FEATURES,
+    NO_MATCHING_CUSTOMERS,
+    NO_SESSIONS,
+    CustomerFilter,
+    audience_export,
+    audience_file_name,
+    audience_summary,
+    behaviour_segments,
+    best_customers,
+    cart_abandonment,
+    category_mix,
+    cohort_retention,
+    compare,
+    demographic_breakdown,
+    filter_options,
+    funnel,
+    new_vs_returning_revenue,
+    order_mix,
+    rfm_grid,
+    rfm_groups,
+    weekday_hour,
+)
+from persona_engine.features import compute_customer_features
+from persona_engine.segments import RFM_GROUPS, BehaviourRules, rfm_group_for
+from persona_engine.store import open_store
+from tests.test_features import (
+    CONSENTING,
+    NO_CONSENT,
+    REF_TS,
+    build_small_shop,
+    computed_features,
+    reference_features,
+)
+from tests.test_segments import reference_scores, reference_segments
+
+EVERYONE = CustomerFilter()
+
+
+@pytest.fixture(scope="module")
+def shop() -> duckdb.DuckDBPyConnection:
+    store = open_store(":memory:")
+    cur = store.cursor()
+    build_small_shop(cur)
+    # Persona 1 has customers 2, 3 and the non-consenting 31 (who must never show).
+    cur.executemany("INSERT INTO persona_members VALUES (1, ?, 1)", [(2,), (3,), (NO_CONSENT,)])
+    compute_customer_features(cur)
+    yield cur
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def raw(shop) -> dict[str, pd.DataFrame]:
+    """The consenting customers' raw rows, read with plain SQL, for pandas references."""
+    customers = shop.execute("SELECT * FROM customers WHERE consent_analytics").df()
+    keep = set(customers["customer_id"])
+    orders = shop.execute("SELECT * FROM orders").df()
+    sessions = shop.execute("SELECT * FROM sessions").df()
+    completed = set(orders.loc[orders["status"] == "completed", "order_id"])
+    sessions["converted"] = sessions["order_id"].isin(completed)
+    return {
+        "customers": customers,
+        "orders": orders[orders["customer_id"].isin(keep)],
+        "completed": orders[orders["customer_id"].isin(keep) & (orders["status"] == "completed")],
+        "sessions": sessions[sessions["customer_id"].isin(keep)],
+        "items": shop.execute("SELECT i.*, p.category FROM order_items i LEFT JOIN products p USING (product_id)").df(),
+    }
+
+
+def size(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> int:
+    return int(audience_summary(cur, flt).data.loc[0, "customers"])
+
+
+# ---------------------------------------------------------------- one test per filter
+
+
+def test_everyone_is_the_32_consenting_customers(shop):
+    summary = audience_summary(shop, EVERYONE)
+    assert summary.n_customers == 32 and not summary.too_small  # 32 >= 30
+    row = summary.data.iloc[0]
+    assert row["customers"] == 32 and row["buyers"] == 29 and row["share_of_base"] == 1.0
+    # Revenue: every completed order of customers 1-29, summed by hand in features tests.
+    assert row["revenue"] == pytest.approx(computed_features(shop)["monetary"].sum())
+
+
+def test_country_filter(shop, raw):
+    c = raw["customers"]
+    expected = int((c["country"] == "FR").sum())
+    assert expected == 10  # customers 1, 4, ..., 28 (31 is FR too but has no consent)
+    flt = CustomerFilter(countries=("FR",))
+    assert size(shop, flt) == expected
+    chart = demographic_breakdown(shop, flt, "country")
+    assert chart.data[["value", "customers"]].values.tolist() == [["FR", 10]]
+    assert chart.too_small and bool(chart.data.loc[0, "too_small"])  # 10 < 30
+
+
+def test_region_filter(shop, raw):
+    c = raw["customers"]
+    expected = int((c["region"] == "idf").sum())
+    assert expected == 5  # FR customers with an even id: 4, 10, 16, 22, 28
+    assert size(shop, CustomerFilter(regions=["idf"])) == expected
+
+
+def test_acquisition_channel_filter(shop, raw):
+    c = raw["customers"]
+    expected = int(c["acquisition_channel"].isin(["email", "social"]).sum())
+    assert size(shop, CustomerFilter(acquisition_channels=["email", "social"])) == expected
+    assert 0 < expected < 32
+
+
+def test_device_filter_uses_main_device(shop):
+    reference = reference_features(shop)
+    expected = int((reference["main_device"] == "tablet").sum())
+    assert 0 < expected < 32
+    assert size(shop, CustomerFilter(devices=["tablet"])) == expected
+
+
+def test_rfm_group_filter(shop):
+    scores = reference_scores(computed_features(shop))
+    groups = [rfm_group_for(int(r), int(f)) for r, f in zip(scores["r_score"], scores["f_score"], strict=True)]
+    chosen = sorted(set(groups))[:2]
+    expected = sum(g in chosen for g in groups)
+    assert 0 < expected < 29
+    assert size(shop, CustomerFilter(rfm_groups=chosen)) == expected
+
+
+def test_behaviour_segment_filter(shop):
+    expected = reference_segments(computed_features(shop), BehaviourRules())
+    either = expected["loyal_buyers"] | expected["cart_abandoners"]
+    assert size(shop, CustomerFilter(segments=["loyal_buyers"])) == len(expected["loyal_buyers"]) > 0
+    # Several segments: a customer in any of them matches.
+    assert size(shop, CustomerFilter(segments=["loyal_buyers", "cart_abandoners"])) == len(either)
+
+
+def test_persona_filter_never_shows_non_consenting_members(shop):
+    flt = CustomerFilter(persona_ids=[1])
+    assert size(shop, flt) == 2  # 2 and 3; member 31 refused consent
+    assert sorted(audience_export(shop, flt).data["customer_id"]) == [2, 3]
+
+
+def test_date_range_filter(shop, raw):
+    start, end = date(2024, 6, 1), date(2024, 6, 15)
+    lo, hi = datetime(2024, 6, 1), datetime(2024, 6, 16)
+    o, s = raw["orders"], raw["sessions"]
+    active = set(o.loc[(o["ordered_at"] >= lo) & (o["ordered_at"] < hi), "customer_id"])
+    active |= set(s.loc[(s["started_at"] >= lo) & (s["started_at"] < hi), "customer_id"])
+    flt = CustomerFilter(start=start, end=end)
+    assert size(shop, flt) == len(active) > 0
+    # Orders in the range only: completed orders of the window, by hand with pandas.
+    done = raw["completed"]
+    in_range = done[(done["ordered_at"] >= lo) & (done["ordered_at"] < hi)]
+    mix = order_mix(shop, flt, "channel")
+    assert mix.data["orders"].sum() == len(in_range) > 0
+    assert mix.data["revenue"].sum() == pytest.approx(in_range["amount"].sum())
+    assert mix.n_customers == in_range["customer_id"].nunique()
+
+
+def test_filters_combine_with_and(shop, raw):
+    c = raw["customers"]
+    expected = int(((c["country"] == "FR") & (c["acquisition_channel"] == "email")).sum())
+    assert size(shop, CustomerFilter(countries=["FR"], acquisition_channels=["email"])) == expected
+
+
+def test_filter_matching_nobody_says_so(shop):
+    chart = demographic_breakdown(shop, CustomerFilter(countries=["XX"]), "gender")
+    assert not chart.available and chart.reason == NO_MATCHING_CUSTOMERS and chart.data.empty
+
+
+def test_withdrawn_consent_applies_before_recomputing(store):
+    cur = store.cursor()
+    build_small_shop(cur)
+    compute_customer_features(cur)
+    assert size(cur, EVERYONE) == 32
+    cur.execute("UPDATE customers SET consent_analytics = false WHERE customer_id = 1")
+    assert size(cur, EVERYONE) == 31
+    assert 1 not in set(audience_export(cur, EVERYONE).data["customer_id"])
+
+
+# ---------------------------------------------------------------- charts against pandas
+
+
+def test_demographics_against_pandas(shop, raw):
+    c = raw["customers"]
+    gender = demographic_breakdown(shop, EVERYONE, "gender").data
+    assert dict(zip(gender["value"], gender["customers"], strict=True)) == c["gender"].value_counts().to_dict()
+    ages = demographic_breakdown(shop, EVERYONE, "age_band").data
+    bands = pd.cut(c["age"], [0, 18, 25, 35, 45, 55, 65, 200], right=False,
+                   labels=["<18", "18-24", "25-34", "35-44", "45-54", "55-64", "65+"])
+    expected = {k: v for k, v in bands.value_counts().to_dict().items() if v}
+    assert dict(zip(ages["value"], ages["customers"], strict=True)) == expected
+    assert list(ages["value"]) == [b for b in explore.AGE_BANDS if b in expected]  # band order
+    interests = demographic_breakdown(shop, EVERYONE, "interests").data
+    counts = c["interests"].explode().value_counts().to_dict()
+    # Customers with no interest are counted under a missing value ("not recorded").
+    unknown = interests[interests["value"].isna()]
+    assert unknown["customers"].tolist() == [int((c["interests"].apply(len) == 0).sum())]
+    known = interests[interests["value"].notna()]
+    assert dict(zip(known["value"], known["customers"], strict=True)) == counts
+
+
+def test_missing_demographic_field_is_reported(shop):
+    chart = demographic_breakdown(shop, EVERYONE, "education")  # nobody has one
+    assert not chart.available and chart.reason == FIELD_MISSING
+    with pytest.raises(ValidationError):
+        demographic_breakdown(shop, EVERYONE, "shoe_size")
+
+
+def test_rfm_grid_and_groups(shop):
+    features = computed_features(shop)
+    scores = reference_scores(features).join(features["monetary"])
+    grid = rfm_grid(shop, EVERYONE)
+    assert grid.n_customers == 29 and len(grid.data) == 25
+    expected = scores.groupby(["r_score", "f_score"]).agg(customers=("monetary", "size"), revenue=("monetary", "sum"))
+    for _, row in grid.data.iterrows():
+        key = (row["r_score"], row["f_score"])
+        want = expected.loc[key] if key in expected.index else {"customers": 0, "revenue": 0.0}
+        assert row["customers"] == want["customers"] and row["revenue"] == pytest.approx(want["revenue"])
+    groups = rfm_groups(shop, EVERYONE).data
+    assert list(groups["rfm_group"]) == list(RFM_GROUPS)
+    assert groups["customers"].sum() == 29 and groups["share"].sum() == pytest.approx(1.0)
+    assert groups["revenue_share"].sum() == pytest.approx(1.0)
+
+
+def test_behaviour_segment_sizes(shop):
+    expected = reference_segments(computed_features(shop), BehaviourRules())
+    chart = behaviour_segments(shop, EVERYONE).data
+    got = dict(zip(chart["segment"], chart["customers"], strict=True))
+    assert got == {k: len(v) for k, v in expected.items()}
+
+
+def test_funnel_against_pandas(shop, raw):
+    s = raw["sessions"]
+    chart = funnel(shop, EVERYONE)
+    expected = [len(s), int(s["viewed_product"].sum()), int(s["added_to_cart"].sum()),
+                int(s["checkout_started"].sum()), int(s["converted"].sum())]
+    assert list(chart.data["sessions"]) == expected
+    assert expected[-1] > 0 and expected[0] > expected[2]
+    assert chart.n_customers == s["customer_id"].nunique()
+    assert chart.data.loc[2, "step_rate"] == pytest.approx(expected[2] / expected[1])
+
+
+def test_cart_abandonment_against_pandas(shop, raw):
+    s = raw["sessions"]
+    carts = s[s["added_to_cart"] == True]  # noqa: E712
+    for by in ("device", "source"):
+        chart = cart_abandonment(shop, EVERYONE, by).data.set_index("value")
+        want = carts.groupby(by).agg(cart=("session_id", "size"), abandoned=("converted", lambda x: int((~x).sum())))
+        assert chart["cart_sessions"].to_dict() == want["cart"].to_dict()
+        assert chart["abandoned_sessions"].to_dict() == want["abandoned"].to_dict()
+
+
+def test_order_mix_against_pandas(shop, raw):
+    done = raw["completed"]
+    for by in ("channel", "device", "payment_method"):
+        chart = order_mix(shop, EVERYONE, by).data.set_index("value")
+        assert chart["orders"].to_dict() == done.groupby(by).size().to_dict()
+        assert chart["revenue_share"].sum() == pytest.approx(1.0)
+
+
+def test_category_mix_against_pandas(shop, raw):
+    done = raw["completed"]
+    items = raw["items"][raw["items"]["order_id"].isin(done["order_id"])]
+    want = (items["quantity"] * items["unit_price"]).groupby(items["category"]).sum()
+    chart = category_mix(shop, EVERYONE).data.set_index("category")
+    assert chart["revenue"].to_dict() == pytest.approx(want.to_dict())
+    assert list(chart.index) == list(want.sort_values(ascending=False).index)
+
+
+def test_weekday_hour_against_pandas(shop, raw):
+    done = raw["completed"]
+    chart = weekday_hour(shop, EVERYONE).data
+    assert len(chart) == 7 * 24
+    want = done.groupby([done["ordered_at"].dt.weekday, done["ordered_at"].dt.hour]).size()
+    got = chart[chart["orders"] > 0].set_index(["weekday", "hour"])["orders"]
+    assert got.to_dict() == want.to_dict()
+
+
+def test_new_vs_returning_revenue(shop, raw):
+    done = raw["completed"].copy()
+    done["month"] = done["ordered_at"].dt.to_period("M").dt.to_timestamp().dt.date
+    first = done.groupby("customer_id")["month"].transform("min")
+    chart = new_vs_returning_revenue(shop, EVERYONE)
+    assert chart.data["new_revenue"].sum() == pytest.approx(done.loc[done["month"] == first, "amount"].sum())
+    assert chart.data["returning_revenue"].sum() == pytest.approx(done.loc[done["month"] != first, "amount"].sum())
+    assert chart.n_customers == 29
+
+
+def test_cohort_retention(shop, raw):
+    done = raw["completed"].copy()
+    done["month"] = done["ordered_at"].dt.to_period("M")
+    first = done.groupby("customer_id")["month"].min()
+    chart = cohort_retention(shop, EVERYONE).data
+    start = chart[chart["months_since"] == 0]
+    assert (start["retention"] == 1.0).all()
+    assert start["cohort_size"].sum() == 29
+    # Cohort sizes: customers per first-order month, with pandas.
+    want = first.value_counts().sort_index()
+    assert list(start["customers"]) == list(want.values)
+    assert (chart["retention"] <= 1.0).all() and (chart["months_since"] > 0).any()
+
+
+def test_date_range_over_all_data_matches_the_rollups(shop):
+    # The raw-table path (any date range) and the rollup path (none) must agree when the
+    # range covers every order and session.
+    everything = CustomerFilter(start=date(2000, 1, 1), end=date(2024, 6, 30))
+    assert size(shop, everything) == 31  # all but 32, who has done nothing yet
+    for fn in (funnel, category_mix, weekday_hour):
+        a, b = fn(shop, EVERYONE).data, fn(shop, everything).data
+        pd.testing.assert_frame_equal(a, b, check_dtype=False)
+    for by in ("device", "source"):
+        pd.testing.assert_frame_equal(
+            cart_abandonment(shop, EVERYONE, by).data, cart_abandonment(shop, everything, by).data,
+            check_dtype=False,
+        )
+    pd.testing.assert_frame_equal(
+        order_mix(shop, EVERYONE, "payment_method").data, order_mix(shop, everything, "payment_method").data,
+        check_dtype=False,
+    )
+
+
+# ---------------------------------------------------------------- missing data
+
+
+def test_shop_without_sessions_says_so(store):
+    cur = store.cursor()
+    build_small_shop(cur, with_sessions=False)
+    compute_customer_features(cur)
+    for chart in (funnel(cur, EVERYONE), cart_abandonment(cur, EVERYONE, "source")):
+        assert not chart.available and chart.reason == NO_SESSIONS and chart.data.empty
+    assert order_mix(cur, EVERYONE, "channel").available  # orders are still there
+
+
+def test_features_not_computed_says_so(store):
+    cur = store.cursor()
+    build_small_shop(cur)
+    for chart in (audience_summary(cur, EVERYONE), rfm_grid(cur, EVERYONE), audience_export(cur, EVERYONE)):
+        assert not chart.available and chart.reason == NO_FEATURES
+
+
+# ---------------------------------------------------------------- customers and export
+
+
+def test_best_customers(shop):
+    features = computed_features(shop)
+    by_revenue = best_customers(shop, EVERYONE, "revenue", 3).data
+    assert list(by_revenue["customer_id"]) == list(features["monetary"].sort_values(ascending=False).index[:3])
+    assert by_revenue.loc[0, "customer_id"] == 29 and by_revenue.loc[0, "monetary"] == 715.0
+    by_tenure = best_customers(shop, EVERYONE, "tenure", 1).data
+    assert by_tenure.loc[0, "customer_id"] == 33  # signed up 800 days ago
+    aov = features["average_order_value"].dropna().sort_values(ascending=False, kind="stable")
+    assert best_customers(shop, EVERYONE, "aov", 1).data.loc[0, "customer_id"] == aov.index[0]
+    with pytest.raises(ValidationError):
+        best_customers(shop, EVERYONE, "charm")
+
+
+def test_audience_export_excludes_non_consenting_and_unsubscribed_emails(shop, raw):
+    flt = CustomerFilter(countries=["FR"])  # customer 31 lives in FR but refused consent
+    rows = audience_export(shop, flt).data
+    assert NO_CONSENT not in set(rows["customer_id"])
+    assert sorted(rows["customer_id"]) == [1, 4, 7, 10, 13, 16, 19, 22, 25, 28]
+    c = raw["customers"].set_index("customer_id")
+    for cid, email in zip(rows["customer_id"], rows["email"], strict=True):
+        opted = bool(c.loc[cid, "newsletter_opt_in"]) and pd.notna(c.loc[cid, "email"])
+        assert (email == c.loc[cid, "email"]) if opted else pd.isna(email), cid
+    assert rows["email"].notna().sum() == 4  # 4, 16, 22, 28 opted in; 10 has no email
+    everyone = audience_export(shop, EVERYONE).data
+    assert sorted(everyone["customer_id"]) == CONSENTING
+
+
+def test_file_name_describes_the_filter():
+    flt = CustomerFilter(countries=["FR", "BE"], rfm_groups=["champions"], start=date(2024, 1, 1))
+    assert audience_file_name(flt, today=date(2026, 11, 23)) == "audience_2024-01-01_FR+BE_champions_2026-11-23.csv"
+    assert audience_file_name(EVERYONE, today=date(2026, 11, 23)) == "audience_everyone_2026-11-23.csv"
+
+
+# ---------------------------------------------------------------- compare
+
+
+def test_compare_with_everyone(shop):
+    result = compare(shop, CustomerFilter(countries=["FR"]))
+    assert (result.n_a, result.n_b) == (10, 32)
+    fr = result.breakdown("country").set_index("value").loc["FR"]
+    # FR is all of A and 10 of the 32 customers of the base: index 100 * 1 / (10 / 32) = 320.
+    assert fr["a"] == 1.0 and fr["b"] == pytest.approx(10 / 32)
+    assert fr["index"] == pytest.approx(320.0)
+    assert bool(fr["too_small"])  # 10 customers behind it in A
+    # Every standout stands on at least 30 customers on each side: none here.
+    assert result.standouts.empty
+    assert result.unavailable == {"education": FIELD_MISSING}
+
+
+def test_compare_standouts_are_sorted_by_strength(shop, monkeypatch):
+    monkeypatch.setattr(explore, "MIN_GROUP_SIZE", 1)
+    result = compare(shop, CustomerFilter(countries=["FR"]), CustomerFilter(countries=["DE"]))
+    strengths = [abs(math.log(i / 100)) for i in result.standouts["index"]]
+    assert len(strengths) > 10 and strengths == sorted(strengths, reverse=True)
+    # Country is FR on one side and DE on the other: no value is on both, so no standout.
+    assert "country" not in set(result.standouts["breakdown"])
+
+
+# ---------------------------------------------------------------- the filter itself
+
+
+def test_filter_validation():
+    with pytest.raises(ValidationError, match="swap"):
+        CustomerFilter(start=date(2024, 2, 1), end=date(2024, 1, 1))
+    with pytest.raises(ValidationError, match="RFM group"):
+        CustomerFilter(rfm_groups=["vips"])
+    with pytest.raises(ValidationError, match="segment"):
+        CustomerFilter(segments=["robots"])
+    assert CustomerFilter(segments=["interest:books"]).segments == ("interest:books",)
+
+
+def test_filter_round_trips_through_query_params():
+    flt = CustomerFilter(start=date(2024, 1, 1), countries=["FR", "BE"], persona_ids=[3], segments=["inactive"])
+    params = flt.to_query_params()
+    assert params == {"start": "2024-01-01", "countries": "FR,BE", "segments": "inactive", "persona_ids": "3"}
+    assert CustomerFilter.from_query_params(params) == flt
+    assert CustomerFilter.from_query_params({"unknown": "x"}) == EVERYONE
+    with pytest.raises(ValidationError):
+        CustomerFilter.from_query_params({"start": "yesterday"})
+
+
+def test_filter_options(shop):
+    options = filter_options(shop)
+    assert options.countries == ["BE", "DE", "FR"]
+    assert options.rfm_groups == list(RFM_GROUPS)
+    assert "loyal_buyers" in options.segments and "interest:books" in options.segments
+    assert options.last_day == date(2024, 6, 30)
+
+
+def test_date_range_works_on_a_read_only_database(tmp_path):
+    db = tmp_path / "shop.duckdb"
+    store = open_store(db)
+    cur = store.cursor()
+    build_small_shop(cur)
+    compute_customer_features(cur)
+    store.close()
+    ro = open_store(db, read_only=True)
+    try:
+        flt = CustomerFilter(start=(REF_TS - timedelta(days=30)).date())
+        assert size(ro.cursor(), flt) > 0
+        # Changing the range rebuilds the cached set of active customers.
+        wider = CustomerFilter(start=(REF_TS - timedelta(days=300)).date())
+        assert size(ro.cursor(), wider) > size(ro.cursor(), flt)
+    finally:
+        ro.close()
