@@ -209,6 +209,108 @@ def _add_collab_parsers(sub: Any) -> None:
                        help="read the password from the first line of standard input instead of prompting")
 
 
+def _cmd_kpis(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from persona_engine import kpis
+    from persona_engine.actions import get_action
+    from persona_engine.errors import NotFoundError
+    from persona_engine.store import open_store
+
+    if not Path(args.db).exists():
+        raise NotFoundError(
+            f"no database at {args.db}: generate one with "
+            f"`python -m persona_engine generate --db {args.db}`"
+        )
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    store = open_store(args.db, read_only=True)  # reads only; never migrates or writes
+    try:
+        cur = store.cursor()
+        action = get_action(cur, args.action)
+        rows = kpis.before_after(
+            cur, args.action, args.window_days, args.control, metrics=metrics,
+            n_boot=args.n_boot, seed=args.seed,
+        )
+    finally:
+        store.close()
+    if args.json:
+        _print_json([row.to_dict() for row in rows])
+    else:
+        print("\n".join(_impact_lines(action, rows)))
+    return 0
+
+
+COMMANDS["kpis"] = _cmd_kpis
+
+
+def _impact_lines(action: Any, rows: Sequence[Any]) -> list[str]:
+    """The impact table as text: rates in % (changes in points), amounts with 2 decimals."""
+    from persona_engine.kpis import METRICS
+
+    def value(metric: str, x: float | None, signed: bool = False) -> str:
+        if x is None:
+            return "n/a"
+        sign = "+" if signed else ""
+        if METRICS[metric].value_kind == "rate":
+            return f"{100 * x:{sign}.2f}" + (" pt" if signed else "%")
+        return f"{x:{sign},.2f}"
+
+    def interval(metric: str, low: float | None, high: float | None) -> str:
+        if low is None or high is None:
+            return "[n/a]"
+        return f"[{value(metric, low, True)}, {value(metric, high, True)}]"
+
+    def p(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.3g}"
+
+    first = rows[0] if rows else None
+    control = "customers in no targeted persona"
+    if first is not None and first.control == "persona":
+        control = f"persona {first.control_persona_id}"
+    lines = [
+        f"Action {action.action_id} \"{action.name}\" from {action.starts_on.isoformat()}: "
+        f"{first.window_days if first else '?'} days before vs after; control: {control}.",
+        "* = targeted; p-values Holm-adjusted across the table; intervals 95%.",
+        "",
+    ]
+    for row in rows:
+        flags = []
+        if row.small_sample or row.did_small_sample:
+            flags.append("small sample")
+        if not row.window_complete:
+            flags.append("window cut by the data period")
+        name = ("* " if row.targeted else "  ") + row.persona_name
+        lines.append(
+            f"{name[:28]:<28} {row.metric:<20} {value(row.metric, row.before):>10} -> "
+            f"{value(row.metric, row.after):<10} change {value(row.metric, row.change, True)} "
+            f"{interval(row.metric, row.change_low, row.change_high)} p {p(row.p_value_holm)}; "
+            f"DiD {value(row.metric, row.did, True)} {interval(row.metric, row.did_low, row.did_high)} "
+            f"p {p(row.did_p_value_holm)}; n {row.n_before}/{row.n_after} {row.units}"
+            + (f" ({', '.join(flags)})" if flags else "")
+        )
+    return lines
+
+
+def _add_kpis_parser(sub: Any) -> None:
+    kp = sub.add_parser(
+        "kpis", help="before/after impact of a marketing action, per persona",
+        description="Conversion, average order value and retention in equal windows before "
+        "and after an action's start, per persona, with 95%% intervals, Holm-adjusted "
+        "p-values and the difference-in-differences against a control.",
+    )
+    kp.add_argument("--db", required=True, help="DuckDB file of the shop (opened read-only)")
+    kp.add_argument("--action", required=True, type=int, help="action id")
+    kp.add_argument("--window-days", type=int, default=30,
+                    help="length of each window, 7 to 180 days (default 30)")
+    kp.add_argument("--control", default="untargeted",
+                    help="'untargeted' (customers in no targeted persona, default) or a persona id")
+    kp.add_argument("--metrics", default="conversion_rate,average_order_value,retention_rate",
+                    help="comma-separated; also revenue_per_customer, orders_per_customer")
+    kp.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    kp.add_argument("--seed", type=int, default=0, help="bootstrap seed (same seed, same numbers)")
+    kp.add_argument("--json", action="store_true", help="print the rows as a JSON list (see README)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m persona_engine",
@@ -235,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     feat.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_collab_parsers(sub)
+    _add_kpis_parser(sub)
     return parser
 
 
