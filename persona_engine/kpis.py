@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -1323,11 +1323,12 @@ def planted_truth_check(
     """Compare before_after on the sample shop's planted action with the planted effects.
 
     Targeted personas are the action's persona_ids or, when it has none (the generator
-    only knows archetypes), the personas whose dominant archetype the action targets. The
-    expected relative DiD of a persona is (1 + e_persona) / (1 + e_control) - 1, where each
-    side's e mixes the planted relative effects (table sample_effects) of its archetypes,
-    weighted by their share of the side's before-window numerator (converted sessions,
-    revenue...), so imperfect clusters get the truth they actually contain.
+    only knows archetypes), the personas whose dominant archetype the action targets.
+
+    The expected relative DiD of a persona is lift(persona) / lift(its control) - 1, where a
+    side's lift is what the planted effects (table sample_effects) do to its metric given
+    the archetypes it contains (see _planted_lift), so imperfect clusters get the truth they
+    actually contain.
 
     Columns out: persona_id, persona_name, archetype, archetype_share, targeted, metric,
     expected_did_relative, did_relative, did_relative_low, did_relative_high,
@@ -1376,6 +1377,42 @@ def planted_truth_check(
     return pd.DataFrame(out)
 
 
+def _planted_lift(
+    metric: str,
+    numerator: Mapping[str, float],
+    denominator: Mapping[str, float],
+    effect: Mapping[tuple[str, str], float],
+) -> float | None:
+    """Ratio after / before of a metric over a mix of archetypes under the planted effects.
+
+    numerator / denominator: each archetype's before-window sums (converted sessions and
+    sessions, revenue and orders...). The planted conversion effect c multiplies orders
+    (sessions unchanged) and the AOV effect v multiplies each order's amount, so:
+    conversion rate scales its numerator by 1 + c; AOV its numerator by (1 + c)(1 + v) and
+    its denominator by 1 + c (the mix of orders shifts towards archetypes whose conversion
+    rose); revenue per customer its numerator by (1 + c)(1 + v); orders per customer by
+    1 + c. Other metrics use their own planted effect, if any, on the numerator.
+    """
+
+    def factors(archetype: str) -> tuple[float, float]:
+        c = effect.get((archetype, "conversion_rate"), 0.0)
+        v = effect.get((archetype, "average_order_value"), 0.0)
+        return {
+            "conversion_rate": (1 + c, 1.0),
+            "average_order_value": ((1 + c) * (1 + v), 1 + c),
+            "revenue_per_customer": ((1 + c) * (1 + v), 1.0),
+            "orders_per_customer": (1 + c, 1.0),
+        }.get(metric, (1 + effect.get((archetype, metric), 0.0), 1.0))
+
+    num_before = sum(numerator.values())
+    den_before = sum(denominator.values())
+    if num_before <= 0 or den_before <= 0:
+        return None
+    num_after = sum(n * factors(a)[0] for a, n in numerator.items())
+    den_after = sum(d * factors(a)[1] for a, d in denominator.items())
+    return (num_after / num_before) / (den_after / den_before)
+
+
 def _expected_did(
     cur: duckdb.DuckDBPyConnection,
     starts_on: date,
@@ -1396,12 +1433,10 @@ def _expected_did(
     effect = {(a, m): e for a, m, e in effects[["archetype", "metric", "relative_effect"]].itertuples(index=False)}
 
     def lift(mask: NDArray[np.bool_], metric: str) -> float | None:
-        """Mix of the archetypes' planted lifts, weighted by the before-window numerator."""
-        weight = sums.derived(METRICS[metric].before[0])
-        w = pd.Series(weight[mask]).groupby(arche[mask]).sum()
-        if w.sum() <= 0:
-            return None
-        return float(sum(w[a] * (1.0 + effect.get((a, metric), 0.0)) for a in w.index) / w.sum())
+        spec = METRICS[metric]
+        num = pd.Series(sums.derived(spec.before[0])[mask]).groupby(arche[mask]).sum()
+        den = pd.Series(sums.derived(spec.before[1])[mask]).groupby(arche[mask]).sum()
+        return _planted_lift(metric, num.to_dict(), den.to_dict(), effect)
 
     out: dict[tuple[int, str], float] = {}
     for pid, idx in in_persona.items():
