@@ -49,6 +49,45 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from persona_engine.ingest import check_files, import_files
+    from persona_engine.store import open_store
+
+    store = open_store(args.db)  # first, so a locked file is reported before any work
+    bar = None if args.quiet else tqdm(total=1, file=sys.stderr, unit="step", leave=False)
+
+    def progress(done: int, total: int, message: str) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.set_description_str(message[:70])
+            bar.update(done - bar.n)
+
+    options: dict[str, Any] = {
+        "mapping": args.mapping, "consent": args.consent, "progress": progress,
+        "pseudonymise": args.pseudonymise,
+    }
+    try:
+        if args.check:
+            report = check_files(store.cursor(), args.files, args.preset, **options)
+        else:
+            report = import_files(
+                store.cursor(), args.files, args.preset,
+                on_soft_errors="skip" if args.skip_bad_rows else "stop",
+                compute_features=not args.no_features, **options,
+            )
+    finally:
+        if bar is not None:
+            bar.close()
+        store.close()
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print("\n".join(report.summary_lines()))
+    return 0
+
+
 def _cmd_features(args: argparse.Namespace) -> int:
     import time
     from datetime import date
@@ -183,7 +222,40 @@ def _cmd_users(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: dict[str, Handler] = {"generate": _cmd_generate, "features": _cmd_features, "export": _cmd_export, "import-persona": _cmd_import_persona, "users": _cmd_users}
+COMMANDS: dict[str, Handler] = {
+    "generate": _cmd_generate,
+    "import": _cmd_import,
+    "features": _cmd_features,
+    "export": _cmd_export,
+    "import-persona": _cmd_import_persona,
+    "users": _cmd_users,
+}
+
+
+def _add_import_parser(sub: Any) -> None:
+    imp = sub.add_parser(
+        "import", help="replace the shop with your own files (CSV, Parquet, Excel)",
+        description="Import shop files through a preset; the shop's data is replaced in one "
+        "transaction, and a rejected import changes nothing.",
+    )
+    imp.add_argument("--db", required=True, help="DuckDB file whose shop the import replaces")
+    imp.add_argument("--preset", required=True, choices=["generic", "shopify", "online-retail"])
+    imp.add_argument("--mapping", help="JSON (or YAML) column mapping, generic preset only")
+    imp.add_argument(
+        "--consent", default="all",
+        help="analytics consent: all, none or column:NAME (a yes/no column); default all",
+    )
+    imp.add_argument("--skip-bad-rows", action="store_true",
+                     help="leave out rows with problems instead of stopping (they are reported)")
+    imp.add_argument("--pseudonymise", action="store_true",
+                     help="shopify: key customers by the SHA-256 of their email, store no names")
+    imp.add_argument("--check", action="store_true",
+                     help="check the files and print the report without importing")
+    imp.add_argument("--no-features", action="store_true",
+                     help="do not recompute customer features after the import")
+    imp.add_argument("--json", action="store_true", help="print the import report as JSON")
+    imp.add_argument("--quiet", action="store_true", help="no progress bar")
+    imp.add_argument("files", nargs="+", metavar="FILE", help="files, folders or glob patterns")
 
 
 def _add_collab_parsers(sub: Any) -> None:
@@ -336,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="compute as of this date (YYYY-MM-DD); default: the day after the last order",
     )
     feat.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_import_parser(sub)
     _add_collab_parsers(sub)
     _add_kpis_parser(sub)
     return parser
