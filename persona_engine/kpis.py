@@ -60,12 +60,6 @@ DEFAULT_MAX_BUCKETS = 2_000
 # window is enough, and it keeps the 10M-order lookup small.
 ORDER_LINK_MARGIN = timedelta(days=1)
 
-MetricName = Literal[
-    "conversion_rate", "average_order_value", "retention_rate",
-    "revenue_per_customer", "orders_per_customer",
-]
-
-
 @dataclass(frozen=True)
 class Metric:
     """How a KPI is built from per-customer sums (see SUM_COLUMNS / DERIVED_COLUMNS).
