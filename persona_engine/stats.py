@@ -17,6 +17,7 @@ from statistics import NormalDist
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.special import ndtr
 
 Array = NDArray[np.float64]
 
@@ -32,8 +33,6 @@ def z_value(confidence: float = CONFIDENCE) -> float:
 
 def two_sided_p(z: Array) -> Array:
     """Two-sided normal p-value of z statistics (NaN stays NaN)."""
-    from scipy.special import ndtr
-
     return np.asarray(2.0 * ndtr(-np.abs(z)), dtype=np.float64)
 
 
@@ -162,9 +161,10 @@ def bucket_of_customers(n_customers: int, max_buckets: int, rng: np.random.Gener
 
     Up to `max_buckets` customers, every customer is resampled on its own. Above, customers
     are dealt at random into `max_buckets` groups that are resampled whole (the random
-    groups method): each group is a random sample of independent customers, so resampling
-    groups gives the same variance as resampling customers while the bootstrap works on a
-    few thousand units instead of a million.
+    groups method, Wolter 2007 ch. 2): each group is a random sample of independent
+    customers, so the groups' spread estimates the same variance as the customers' would,
+    with `max_buckets` - 1 degrees of freedom (2,000 groups: within about 3%), while the
+    bootstrap works on a few thousand units instead of a million.
     """
     if n_customers <= max_buckets:
         return np.arange(n_customers, dtype=np.int64)
