@@ -12,6 +12,7 @@ import streamlit as st
 
 from persona_engine.errors import PersonaStudioError
 from ui import data
+from ui.editor_identity import sidebar_identity
 from ui.i18n import LANGUAGES, browser_language, t
 
 PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"
@@ -29,6 +30,8 @@ class PageSpec:
 # A page is listed here once it works; there are no placeholders.
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("overview", "overview.py", ":material/dashboard:", "section_explore"),
+    PageSpec("persona_editor", "persona_editor.py", ":material/edit_note:", "section_personas"),
+    PageSpec("meeting", "meeting.py", ":material/co_present:", "section_personas"),
 )
 
 
@@ -56,6 +59,7 @@ def sidebar() -> None:
             st.caption(t("shell.source_import"))
         if summary.customers_without_consent:
             st.caption(t("shell.consent_note", n=f"{summary.customers_without_consent:,}"))
+        sidebar_identity()
 
 
 @contextmanager
