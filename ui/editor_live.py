@@ -42,7 +42,7 @@ from ui.editor_state import (
 from ui.editor_view import field_label, person_list, render_value
 from ui.i18n import label, t
 
-POLL_SECONDS = 2
+POLL_SECONDS = 1.5  # others' saves show within 3 s even with a slow rerun
 HEARTBEAT_SECONDS = 15
 MESSAGE_SECONDS = 8
 STATES_KEY = "editor_states"
