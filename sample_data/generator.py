@@ -35,9 +35,6 @@ from sample_data.geography import (
 )
 
 BLOCK = 50_000  # customers per block; fixed, so that blocks (and seeds) do not depend on size
-# DuckDB keeps the whole uncommitted shop in memory up to its limit (80% of RAM by default)
-# before spilling to disk; a bound keeps a 1,000,000-customer generation well under 8 GB.
-GENERATION_MEMORY_LIMIT = "3GB"
 PRODUCTS_PER_CATEGORY = 60
 ANONYMOUS_SESSION_SHARE = 0.3  # anonymous sessions, relative to known customers' sessions
 PRE_WINDOW_CUSTOMERS = 0.3  # customers who signed up before the data starts
@@ -590,13 +587,15 @@ def generate_shop(
     counters = Counters()
     totals = {"customers": 0, "orders": 0, "order_items": 0, "sessions": 0}
 
-    previous_limit = cur.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
-    cur.execute(f"SET memory_limit = '{GENERATION_MEMORY_LIMIT}'")  # noqa: S608 - a constant
     try:
         _generate_into(cur, n_customers, seed, seeds, locale, pools, catalogue, cdfs, counters, totals,
                        progress, on_progress)
-    finally:
-        cur.execute(f"SET memory_limit = '{previous_limit}'")  # noqa: S608 - read from DuckDB itself
+    except BaseException:
+        # Blocks are committed one by one (one transaction for a million customers would hold
+        # the whole shop in memory): on failure, leave an empty shop rather than half of one.
+        with transaction(cur):
+            _wipe(cur)
+        raise
     return GenerationSummary(
         customers=totals["customers"], products=catalogue.table.num_rows, orders=totals["orders"],
         order_items=totals["order_items"], sessions=totals["sessions"],
@@ -610,29 +609,36 @@ def _generate_into(
     progress: bool, on_progress: Callable[[float], None] | None,
 ) -> None:
     with transaction(cur):
-        for table in ALL_DATA_TABLES:
-            cur.execute(f"DELETE FROM {table}")  # noqa: S608 - names from the schema module
+        _wipe(cur)
+        set_setting(cur, "source", "generating")
         _insert(cur, "products", catalogue.table)
-        blocks = range(0, n_customers, BLOCK)
-        bar = tqdm(blocks, desc="Generating customers, sessions and orders", unit="block",
-                   disable=not progress, leave=True)
-        for b, first in enumerate(bar):
-            n = min(BLOCK, n_customers - first)
-            rng = np.random.default_rng(seeds[b + 1])
-            tables = _block(rng, first + 1, n, locale, pools, catalogue, counters, cdfs)
+    blocks = range(0, n_customers, BLOCK)
+    bar = tqdm(blocks, desc="Generating customers, sessions and orders", unit="block",
+               disable=not progress, leave=True)
+    for b, first in enumerate(bar):
+        n = min(BLOCK, n_customers - first)
+        rng = np.random.default_rng(seeds[b + 1])
+        tables = _block(rng, first + 1, n, locale, pools, catalogue, counters, cdfs)
+        with transaction(cur):
             for name, data in tables.items():
                 _insert(cur, name, data)
                 if name in totals:
                     totals[name] += data.num_rows
-            if on_progress is not None:
-                on_progress(min(first + n, n_customers) / n_customers)
+        if on_progress is not None:
+            on_progress(min(first + n, n_customers) / n_customers)
+    with transaction(cur):
         _write_truth(cur, locale)
         set_setting(cur, "locale", locale)
         set_setting(cur, "currency", LOCALES[locale].currency)
-        set_setting(cur, "source", "sample")
         set_setting(cur, "consent", "sample")
         set_setting(cur, "sample_seed", str(seed))
         set_setting(cur, "sample_customers", str(n_customers))
+        set_setting(cur, "source", "sample")  # last: the shop is complete
+
+
+def _wipe(cur: duckdb.DuckDBPyConnection) -> None:
+    for table in ALL_DATA_TABLES:
+        cur.execute(f"DELETE FROM {table}")  # noqa: S608 - names from the schema module
 
 
 def planted_effects() -> list[tuple[str, str, float]]:

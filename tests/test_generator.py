@@ -182,3 +182,19 @@ def test_bad_arguments_are_refused(cur):
         generate_shop(cur, n_customers=0)
     with pytest.raises(ValidationError, match="locale"):
         generate_shop(cur, n_customers=10, locale="xx_XX")
+
+
+def test_a_failed_generation_leaves_no_half_shop(cur, monkeypatch):
+    import sample_data.generator as generator
+
+    generate_shop(cur, n_customers=200, seed=1)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(generator, "_write_truth", broken)
+    with pytest.raises(RuntimeError):
+        generate_shop(cur, n_customers=300, seed=2)
+    # Blocks had been committed one by one; the failure wiped them.
+    assert cur.execute("SELECT count(*) FROM customers").fetchall()[0][0] == 0
+    assert cur.execute("SELECT count(*) FROM orders").fetchall()[0][0] == 0
