@@ -96,9 +96,9 @@ def card_file_name(card: PersonaCard, fmt: str) -> str:
 # ---------------------------------------------------------------- values as text
 
 
-def _money(value: float, currency: str | None) -> str:
+def _money(value: float, currency: str | None, decimals: int = 2) -> str:
     symbol = CURRENCY_SYMBOLS.get(currency or "", currency or "")
-    amount = f"{value:,.2f}"
+    amount = f"{value:,.{decimals}f}"
     return f"{symbol}{amount}" if len(symbol) == 1 else f"{amount} {symbol}".strip()
 
 
@@ -113,8 +113,8 @@ def fact_text(fact: Fact, currency: str | None, labels: Mapping[str, str] | None
     value = float(fact.value)
     if fact.unit == "share":
         return f"{value:.1%}"
-    if fact.unit == "money":
-        return _money(value, currency)
+    if fact.unit == "money":  # cents matter for a basket, not for a yearly income
+        return _money(value, currency, 2 if fact.key == "average_order_value" else 0)
     if fact.unit == "count":
         return f"{value:,.0f}"
     if fact.unit in ("years", "days"):
@@ -125,10 +125,16 @@ def fact_text(fact: Fact, currency: str | None, labels: Mapping[str, str] | None
 # ---------------------------------------------------------------- Markdown
 
 
+def _md(text: str) -> str:
+    """User text for the Markdown file: safe links, and "<" as an entity so that a viewer
+    that renders HTML shows tags such as <script> as text."""
+    return safe_markdown(text.replace("<", "&lt;"))
+
+
 def _markdown_value(kind: str, value: Any) -> str:
     if kind == "list":
-        return "\n".join(f"- {safe_markdown(item)}" for item in value) if value else "–"
-    return safe_markdown(str(value)) if value else "–"
+        return "\n".join(f"- {_md(item)}" for item in value) if value else "–"
+    return _md(str(value)) if value else "–"
 
 
 def card_markdown(card: PersonaCard, labels: Mapping[str, str] | None = None) -> str:
@@ -136,11 +142,11 @@ def card_markdown(card: PersonaCard, labels: Mapping[str, str] | None = None) ->
     words = {**LABELS, **(labels or {})}
     p, facts = card.persona, card.facts
     title = p["name"] + (f" — “{p['nickname']}”" if p["nickname"] else "")
-    lines = [f"# {safe_markdown(title)}", ""]
+    lines = [f"# {_md(title)}", ""]
     lines.append(f"*{words['kind']}: {p['kind']} · {words['status']}: {p['status']}*")
     lines.append("")
     if p["quote"]:
-        lines += [f"> {safe_markdown(p['quote'])}", ""]
+        lines += [f"> {_md(p['quote'])}", ""]
     lines += [f"## {words['facts']}", "", "| | | |", "|---|---|---|"]
     for group in GROUPS:
         for fact in facts.by_group(group):

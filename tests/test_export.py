@@ -123,7 +123,9 @@ def test_markdown_card_has_fields_facts_and_no_live_javascript_link(cur, shop):
     assert "- Free delivery over 30 €" in text
     assert "| Average order value | €66.67 | based on 2 customers |" in text
     assert "| Conversion rate | 25.0% | based on 3 customers |" in text
+    assert "| Median yearly income | €40,000 | based on 2 customers |" in text
     assert "](javascript" not in text and "[click]\\(javascript:alert(1))" in text
+    assert "<script>" not in text and "&lt;script>alert('x')&lt;/script>" in text
     assert text.rstrip().endswith("by alice*")
 
 

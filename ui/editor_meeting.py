@@ -20,7 +20,6 @@ PRESENTATION_CSS = """<style>
 section[data-testid="stSidebar"], header[data-testid="stHeader"], div[data-testid="stToolbar"],
 div[data-testid="stSidebarCollapsedControl"] {display: none !important;}
 div[data-testid="stMainBlockContainer"] {padding-top: 1.5rem; max-width: 1400px;}
-div[data-testid="stMarkdownContainer"] p, div[data-testid="stMarkdownContainer"] li {font-size: 1.15rem;}
 </style>"""
 
 
@@ -53,9 +52,9 @@ def meeting_card(persona_id: int) -> None:
     with left:
         _avatar(f)
     with right:
-        st.title(plain_markdown(f["name"]))
+        st.title(plain_markdown(f["name"]), anchor=False)
         if f["nickname"]:
-            st.subheader(plain_markdown(f"“{f['nickname']}”"))
+            st.subheader(plain_markdown(f"“{f['nickname']}”"), anchor=False)
         st.caption(f"{label('persona_kind', f['kind'])} · {label('persona_status', f['status'])}")
         if f["quote"]:
             st.markdown(f"> ### {plain_markdown('“' + f['quote'] + '”')}")
