@@ -75,10 +75,11 @@ def safe_markdown(text: str | None) -> str:
 
 def plain_markdown(text: str | None) -> str:
     """Text shown literally inside Markdown (a name, a department): every Markdown sign escaped,
-    runs of white space (line breaks included) folded into one space."""
+    line breaks and runs of spaces folded into one space (narrow no-break spaces of French
+    numbers are kept)."""
     if not text:
         return ""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", re.sub(r"[ \t\r\n\f\v]+", " ", str(text)).strip())
 
 
 def pdf_markup(text: str | None) -> str:

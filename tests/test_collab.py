@@ -193,5 +193,6 @@ def test_safe_markdown_turns_dangerous_links_into_text():
 def test_plain_and_pdf_text_are_escaped():
     assert plain_markdown("**Bob** [x](javascript:y)") == "\\*\\*Bob\\*\\* \\[x\\]\\(javascript\\:y\\)"
     assert plain_markdown("two\nlines") == "two lines"
+    assert plain_markdown("66,67\u202f€") == "66,67\u202f€"  # French number spacing survives
     assert pdf_markup('<a href="javascript:x">€ & co</a>\nnext') == (
         "&lt;a href=&quot;javascript:x&quot;&gt;€ &amp; co&lt;/a&gt;<br/>next")

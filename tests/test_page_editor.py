@@ -239,3 +239,13 @@ def test_meeting_page_shows_the_card_and_exports(shop_db):
     assert at.metric[1].value == "€66.67" and at.metric[2].value == "50.0%"
     downloads = [e for e in at.get("download_button")]
     assert len(downloads) == 3
+
+
+def test_editor_in_french(shop_db):
+    at = editor(lang="fr")
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Éditeur de persona"
+    assert at.text_input(key="pe_1_quote").label == "Citation"
+    assert at.selectbox(key="pe_1_kind").value == "primary"
+    assert at.selectbox(key="pe_1_kind").options == ["Principal", "Secondaire", "Anti-persona"]
+    assert "Panier moyen: **66,67\u202f€**" in [m.value for m in at.markdown]  # French number format
