@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from persona_engine.errors import ImportRejected
-from persona_engine.ingest.parse import Field, malformed_problem, type_columns
+from persona_engine.ingest.parse import Field, counted, malformed_problem, type_columns
 from persona_engine.ingest.report import (
     MAX_SKIPPABLE_ROWS,
     MAX_SKIPPABLE_SHARE,
@@ -86,6 +86,19 @@ class BuildContext:
             # Names come from code constants (see temp()), never from input.
             self.cur.execute(f"DROP TABLE IF EXISTS {table}")
 
+    def require_consent_column(self, staged: StagedFile) -> None:
+        """Refuse a `column:NAME` declaration naming a column the file does not have."""
+        name = self.consent_column
+        if name is None:
+            return
+        if name in staged.columns or any(c.lower() == name.lower() for c in staged.columns):
+            return
+        raise ImportRejected(
+            f"{staged.label}: the consent column '{name}' (declared as column:{name}) is missing; "
+            f"found: {', '.join(list(staged.columns)[:12])}; name a column holding each "
+            "customer's yes/no, or declare all or none"
+        )
+
     def where(self, file_index: int, rowid: int) -> str:
         """'orders.csv line 14' for a row of a typed table."""
         return self.staged[file_index].where(rowid)
@@ -126,12 +139,13 @@ class BuildContext:
         condition: str,
         column: str | None,
         value_sql: str,
-        what: str,
+        what: tuple[str, str],
         expected: str,
         problem: str,
     ) -> None:
         """Mark rows of `staged` in `target` matching `condition` (code SQL) as bad, as one
-        soft problem; `value_sql` (code SQL) gives the value shown in examples."""
+        soft problem; `value_sql` (code SQL) gives the value shown in examples and `what`
+        names such rows (singular, plural)."""
         where = f"_file = ? AND NOT _bad AND ({condition})"
         count = self.count(f"SELECT count(*) FROM {target} WHERE {where}", [staged.index])  # noqa: S608
         if not count:
@@ -147,7 +161,7 @@ class BuildContext:
         self.report.problems.append(SoftProblem(
             file=staged.label, column=column, problem=problem, count=count,
             examples=examples, expected=expected,
-            message=f"{place}: {count:,} {what}, e.g. {examples[0]}; {expected}",
+            message=f"{place}: {counted(count, *what)}, e.g. {examples[0]}; {expected}",
         ))
 
     def finish_file(self, staged: StagedFile, target: str) -> None:

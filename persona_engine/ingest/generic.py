@@ -21,11 +21,16 @@ ORDER = ("customers", "products", "orders", "transactions", "order_items", "sess
 KEYS = {"customers": "customer_id", "products": "product_id", "orders": "order_id",
         "sessions": "session_id"}
 
+# Status words (lower case) in English, French and German; anything else is a soft problem.
 STATUS_WORDS = {
     "completed": ("completed", "complete", "paid", "fulfilled", "delivered", "shipped", "closed",
-                  "done", "success", "succeeded", "partially_refunded", "partially refunded"),
-    "cancelled": ("cancelled", "canceled", "voided", "void", "failed", "expired", "declined"),
-    "returned": ("returned", "refunded", "return", "refund"),
+                  "done", "success", "succeeded", "partially_refunded", "partially refunded",
+                  "payée", "payé", "livrée", "expédiée", "terminée", "bezahlt", "geliefert",
+                  "versandt", "abgeschlossen"),
+    "cancelled": ("cancelled", "canceled", "voided", "void", "failed", "expired", "declined",
+                  "annulée", "annulé", "storniert", "abgebrochen"),
+    "returned": ("returned", "refunded", "return", "refund", "retournée", "remboursée",
+                 "remboursé", "zurückgegeben", "erstattet"),
 }
 
 RULES = {
@@ -44,7 +49,7 @@ def _layout(table: str) -> str:
     fields = GENERIC_LAYOUTS[table]
     required = [f.name for f in fields if f.required]
     optional = [f.name for f in fields if not f.required]
-    return f"generic {table} ({', '.join(required)}; optional: {', '.join(optional)})"
+    return f"the generic {table} layout ({', '.join(required)}; optional: {', '.join(optional)})"
 
 
 def _status_sql(column: str) -> str:
@@ -139,14 +144,16 @@ def _flag_rows(ctx: BuildContext, staged: StagedFile, table: str, target: str,
             ctx.rule(RULES["no_status"], staged.rows)
         ctx.flag_rows(
             staged, target, "_status IS NULL", resolved.get("status"), "status",
-            "statuses not understood",
+            ("status not understood", "statuses not understood"),
             "expected completed, cancelled or returned (or paid, refunded, voided...)",
             "unknown_status",
         )
     if table == "order_items":
         ctx.flag_rows(
             staged, target, "order_id NOT IN (SELECT order_id FROM ingest_g_orders)",
-            resolved.get("order_id"), "order_id", "order items of orders missing from the orders",
+            resolved.get("order_id"), "order_id",
+            ("order item of an order missing from the orders",
+             "order items of orders missing from the orders"),
             "expected every order_id to be in the orders file", "unknown_order",
         )
 
@@ -223,8 +230,8 @@ def _fill_canonical(ctx: BuildContext, tables: set[str], consent_tables: set[str
     before = ctx.count("SELECT count(*) FROM ingest_customers")
     cur.execute("""
         INSERT INTO ingest_customers (external_id, created_at)
-        SELECT customer, min(at) FROM (
-            SELECT customer_external_id AS customer, ordered_at AS at FROM ingest_orders
+        SELECT customer, min(seen_at) FROM (
+            SELECT customer_external_id AS customer, ordered_at AS seen_at FROM ingest_orders
             UNION ALL
             SELECT customer_external_id, started_at FROM ingest_sessions
         ) WHERE customer IS NOT NULL
@@ -237,7 +244,7 @@ def _fill_canonical(ctx: BuildContext, tables: set[str], consent_tables: set[str
     if "transactions" in consent_tables:
         cur.execute("""
             UPDATE ingest_customers c SET consent = t.consent FROM (
-                SELECT customer_id, bool_and(coalesce(consent_analytics, false)) AS consent
+                SELECT customer_id, coalesce(bool_and(consent_analytics), false) AS consent
                 FROM ingest_g_transactions GROUP BY customer_id
             ) t
             WHERE c.external_id = t.customer_id AND c.consent IS NULL

@@ -13,7 +13,7 @@ from persona_engine.ingest.context import BuildContext
 from persona_engine.ingest.parse import Field, resolve_columns
 
 LAYOUT = (
-    "Online Retail: InvoiceNo (or Invoice), StockCode, Description, Quantity, InvoiceDate, "
+    "the Online Retail layout: InvoiceNo (or Invoice), StockCode, Description, Quantity, InvoiceDate, "
     "UnitPrice (or Price), CustomerID (or Customer ID), Country"
 )
 
@@ -93,6 +93,7 @@ def build(ctx: BuildContext) -> None:
         if consent_column is not None:
             fields.append(Field("consent", "boolean", required=True, help="the consent answer"))
             explicit = {"consent": consent_column}
+        ctx.require_consent_column(staged)
         resolved = resolve_columns(staged, fields, LAYOUT, explicit)
         ctx.typed(staged, fields, resolved, _LINES, append=staged.index > 0,
                   hard_fields=("consent",))
@@ -290,12 +291,10 @@ def _fill_canonical(ctx: BuildContext) -> None:
 
     # Customers: every CustomerID in the file (also those with only cancellations), with
     # the country of most of their lines (ties: the latest), first seen on their first
-    # invoice. A consent column counts as yes only if every line of the customer says yes
-    # (an empty answer is a no); without one, the declaration decides (NULL here).
-    consent = (
-        "bool_and(coalesce(consent, false))" if ctx.consent_column is not None
-        else "CAST(NULL AS BOOLEAN)"
-    )
+    # invoice. With a consent column, a customer consents when at least one of their lines
+    # says yes and none says no (blank answers say nothing; no answer at all is a no);
+    # without one, the declaration decides (NULL here).
+    consent = "bool_and(consent)" if ctx.consent_column is not None else "CAST(NULL AS BOOLEAN)"
     cur.execute(f"""
         CREATE OR REPLACE TEMP TABLE {ctx.temp(_BY_COUNTRY)} AS
         SELECT customer_id, country, count(*) AS n, min(invoice_date) AS first_at,
@@ -305,7 +304,8 @@ def _fill_canonical(ctx: BuildContext) -> None:
     """)  # noqa: S608
     cur.execute(f"""
         INSERT INTO ingest_customers (external_id, created_at, country, consent)
-        SELECT customer_id, min(first_at), arg_max(country, (n, last_at)), bool_and(consent)
+        SELECT customer_id, min(first_at), arg_max(country, (n, last_at)),
+               {"coalesce(bool_and(consent), false)" if ctx.consent_column else "NULL"}
         FROM {_BY_COUNTRY} GROUP BY customer_id
     """)  # noqa: S608
     ctx.rule(RULES["countries"], ctx.count(

@@ -89,12 +89,18 @@ EXPECTED = {
     "integer": "expected a whole number such as 6 or -6",
     "boolean": "expected yes/no, true/false or 1/0",
 }
+# What a value that does not parse is not, in the singular and the plural.
 _WHAT = {
-    "timestamp": "not dates",
-    "number": "not numbers",
-    "integer": "not whole numbers",
-    "boolean": "not yes/no answers",
+    "timestamp": ("is not a date", "are not dates"),
+    "number": ("is not a number", "are not numbers"),
+    "integer": ("is not a whole number", "are not whole numbers"),
+    "boolean": ("is not a yes/no answer", "are not yes/no answers"),
 }
+
+
+def counted(count: int, singular: str, plural: str) -> str:
+    """'1 value', '3 values' ('value', 'values' given)."""
+    return f"{count:,} {singular if count == 1 else plural}"
 
 
 @dataclass(frozen=True)
@@ -178,7 +184,7 @@ def resolve_columns(
         spellings = " or ".join(repr(a) for a in (first.name, *first.aliases[:2]))
         raise ImportRejected(
             f"{staged.label}: column {spellings} is missing ({first.help or first.kind}); "
-            f"found: {_list(header)}; expected the {layout} layout"
+            f"found: {_list(header)}; expected {layout}"
         )
     return resolved
 
@@ -387,7 +393,8 @@ def _problems(
             examples = [f"{word} {staged.line_of(rowid)}" for rowid, _ in rows]
             expected = "expected a value on every row"
             message = (
-                f"{staged.label}, column '{header}': {count:,} rows have no value, "
+                f"{staged.label}, column '{header}': "
+                f"{counted(count, 'row has', 'rows have')} no value, "
                 f"e.g. {examples[0]}; {expected}"
             )
         else:
@@ -395,7 +402,8 @@ def _problems(
             key = "timestamp_dmy" if f.kind == "timestamp" and f.name in day_first else f.kind
             expected = EXPECTED[key]
             message = (
-                f"{staged.label}, column '{header}': {count:,} values are {_WHAT[f.kind]}, "
+                f"{staged.label}, column '{header}': {counted(count, 'value', 'values')} "
+                f"{_WHAT[f.kind][0 if count == 1 else 1]}, "
                 f"e.g. {examples[0]}; {expected}"
             )
         problems.append(SoftProblem(
@@ -415,7 +423,8 @@ def malformed_problem(staged: StagedFile) -> SoftProblem | None:
         file=staged.label, column=None, problem="malformed_line", count=staged.malformed_count,
         examples=examples, expected=expected,
         message=(
-            f"{staged.label}: {staged.malformed_count:,} lines cannot be split into columns, "
+            f"{staged.label}: {counted(staged.malformed_count, 'line', 'lines')} cannot be split "
+            "into columns, "
             f"e.g. {examples[0]}; {expected}"
         ),
     )

@@ -90,7 +90,8 @@ class ImportReport:
         for problem in self.problems:
             lines.append(f"Problem: {problem.message}")
         if self.rows_skipped:
-            lines.append(f"{self.rows_skipped:,} bad rows were left out.")
+            lines.append(f"{self.rows_skipped:,} bad row{'s were' if self.rows_skipped != 1 else ' was'} "
+                         "left out.")
         for rule, count in self.rules.items():
             lines.append(f"Rule: {rule}: {count:,}")
         lines.extend(f"Note: {note}" for note in self.notes)

@@ -13,7 +13,7 @@ from persona_engine.ingest.context import BuildContext
 from persona_engine.ingest.parse import Field, resolve_columns
 
 LAYOUT = (
-    "Shopify orders export: Name, Email, Financial Status, Created at, Total, "
+    "the Shopify orders export layout: Name, Email, Financial Status, Created at, Total, "
     "Lineitem quantity, Lineitem name, Lineitem price (Paid at, Currency, Discount Amount, "
     "Lineitem sku, Billing City/Province/Country, Cancelled at, Refunded Amount, Source, ...)"
 )
@@ -85,13 +85,15 @@ def build(ctx: BuildContext) -> None:
         fields.append(Field("consent", "boolean", required=True, help="the consent answer"))
     for staged in ctx.staged:
         explicit = {"consent": consent_column} if consent_column is not None else None
+        ctx.require_consent_column(staged)
         resolved = resolve_columns(staged, fields, LAYOUT, explicit)
         ctx.typed(staged, fields, resolved, _TYPED, append=staged.index > 0,
                   hard_fields=("consent",))
         ctx.flag_rows(
             staged, _TYPED,
             f"financial_status IS NOT NULL AND lower(financial_status) NOT IN ({known_status})",
-            resolved.get("financial_status"), "financial_status", "financial statuses not understood",
+            resolved.get("financial_status"), "financial_status",
+            ("financial status not understood", "financial statuses not understood"),
             "expected paid, partially_paid, partially_refunded, authorized, pending, refunded, "
             "voided or expired", "unknown_status",
         )
@@ -209,7 +211,7 @@ def _fill_canonical(ctx: BuildContext) -> None:
         "email"
     )
     consent = (
-        "bool_and(coalesce(consent, false))" if ctx.consent_column is not None
+        "coalesce(bool_and(consent), false)" if ctx.consent_column is not None
         else "CAST(NULL AS BOOLEAN)"
     )
     cur.execute(f"""
