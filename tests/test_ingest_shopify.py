@@ -121,3 +121,17 @@ def test_unknown_financial_status_is_a_soft_problem(cur, tmp_path):
         import_files(cur, [path], "shopify", compute_features=False)
     report = import_files(cur, [path], "shopify", on_soft_errors="skip", compute_features=False)
     assert "#1005" not in _orders(cur) and report.rows_skipped == 1
+
+
+def test_overlapping_exports_count_each_order_once(cur, tmp_path):
+    # March-April and April-June exports share #1003 and #1004, row for row.
+    lines = EXPORT.read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    first = tmp_path / "orders_export_1.csv"
+    first.write_text("\n".join([header, *rows[:6]]) + "\n")  # #1001 to #1004
+    second = tmp_path / "orders_export_2.csv"
+    second.write_text("\n".join([header, *rows[3:]]) + "\n")  # #1003 to #1010
+    report = import_files(cur, [first, second], "shopify", compute_features=False)
+    assert report.rules["orders found identically in several files: imported once"] == 2
+    assert report.rows_written["order_items"] == 15
+    assert _orders(cur)["#1003"][:2] == ("completed", 39.8)

@@ -62,6 +62,7 @@ RULES = {
     "guest": "orders without an email imported as guest orders",
     "no_total": "orders without a Total on any line: amount = line items - discount + "
                 "shipping + taxes",
+    "overlap": "orders found identically in several files: imported once",
     "pseudonymised": "customers keyed by the SHA-256 of their lower-cased email; no names or "
                      "emails stored",
 }
@@ -108,9 +109,43 @@ def build(ctx: BuildContext) -> None:
         f"FROM {_TYPED} WHERE NOT _bad"
     )
     ctx.drop(_TYPED)
+    if len(ctx.staged) > 1:
+        _merge_overlapping_files(ctx, names)
     _check_conflicts(ctx)
     _fill_canonical(ctx)
     ctx.drop(_LINES, _ORDERS)
+
+
+def _merge_overlapping_files(ctx: BuildContext, names: str) -> None:
+    # Two exports covering the same days: an order found in several files must have the
+    # same rows in each (then it is kept once), else two orders share a Name.
+    line = f"concat_ws('|', {names})"  # names: the code constant FIELDS
+    rows = ctx.cur.execute(f"""
+        WITH prints AS (
+            SELECT name, _file, min(_row) AS first_row,
+                   md5(string_agg({line}, chr(10) ORDER BY {line})) AS print
+            FROM {_LINES}
+            WHERE name IN (SELECT name FROM {_LINES} GROUP BY name HAVING count(DISTINCT _file) > 1)
+            GROUP BY name, _file
+        )
+        SELECT name, count(DISTINCT print), list(_file ORDER BY _file), list(first_row ORDER BY _file)
+        FROM prints GROUP BY name ORDER BY 2 DESC, name
+    """).fetchall()  # noqa: S608
+    if not rows:
+        return
+    name, versions, files, first_rows = rows[0]
+    if versions > 1:
+        raise ImportRejected(
+            f"order {name} appears in {ctx.where(files[0], first_rows[0])} and in "
+            f"{ctx.where(files[1], first_rows[1])} with different rows; expected each order in "
+            "one file, or the same rows wherever it appears"
+        )
+    ctx.cur.execute(f"""
+        DELETE FROM {_LINES} l USING (
+            SELECT name, min(_file) AS keep FROM {_LINES} GROUP BY name HAVING count(DISTINCT _file) > 1
+        ) m WHERE l.name = m.name AND l._file <> m.keep
+    """)  # noqa: S608
+    ctx.rule(RULES["overlap"], len(rows))
 
 
 def _check_conflicts(ctx: BuildContext) -> None:
