@@ -367,7 +367,7 @@ def _add_kpis_parser(sub: Any) -> None:
     kp = sub.add_parser(
         "kpis", help="before/after impact of a marketing action, per persona",
         description="Conversion, average order value and retention in equal windows before "
-        "and after an action's start, per persona, with 95%% intervals, Holm-adjusted "
+        "and after an action's start, per persona, with 95% intervals, Holm-adjusted "
         "p-values and the difference-in-differences against a control.",
     )
     kp.add_argument("--db", required=True, help="DuckDB file of the shop (opened read-only)")
