@@ -5,18 +5,20 @@ a few rows aggregated in DuckDB, the number of customers it is built on, and, wh
 lacks what the chart needs, `available=False` with a reason code instead of zeros.
 
 Charts read the per-customer rollups written by `features.compute_customer_features`,
-which keeps a filter change cheap on a million customers. A date range cannot be answered
-from lifetime rollups: then the charts of orders and sessions read the raw tables
-restricted to the range, the monthly charts (new vs returning revenue, cohorts) keep every
-month the range touches, and the RFM charts describe the customers active in the range
-with their RFM as of the reference date.
+which keeps a filter change cheap on a million customers, and several charts share one
+aggregation: the filtered customers and each aggregation are computed once per filter and
+kept, per cursor, in temporary tables until the filter, the features or consent change.
+A date range cannot be answered from lifetime rollups: then the charts of orders and
+sessions read the raw tables restricted to the range, the monthly charts (new vs returning
+revenue, cohorts) keep every month the range touches, and the RFM charts describe the
+customers active in the range with their RFM as of the reference date.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -25,7 +27,7 @@ import duckdb
 import pandas as pd
 
 from persona_engine.errors import ValidationError
-from persona_engine.features import shop_has_sessions
+from persona_engine.features import FEATURES_STATE_SETTING
 from persona_engine.segments import (
     BEHAVIOUR_SEGMENTS,
     INTEREST_PREFIX,
@@ -192,7 +194,7 @@ class CustomerFilter:
         return text[:120]
 
 
-# ---------------------------------------------------------------- SQL assembly
+# ---------------------------------------------------------------- SQL assembly and caches
 
 
 class _Sql:
@@ -218,43 +220,76 @@ def _bounds(flt: CustomerFilter) -> tuple[datetime, datetime]:
     return start, end
 
 
-_ACTIVE_TABLE = "explorer_active_customers"
-_ACTIVE_KEY_TABLE = "explorer_active_key"
+# Results are cached per cursor in temporary tables (private to the cursor, possible on a
+# read-only database): the page of one filter change asks for about twenty charts, which
+# share the filtered customer set and, several at a time, one aggregation. Each cached
+# table is registered with the key it was computed for; a new key recomputes it.
+_REGISTRY = "explorer_cache_keys"
+_AUDIENCE = "explorer_audience"
 
 
-def _active_customers_table(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> str:
-    """Name of a temporary table of the customers with an order or a session in the range.
+@dataclass(frozen=True)
+class _State:
+    """What the cached results depend on besides the filter."""
 
-    Finding them scans orders and sessions, which every chart of a page would otherwise
-    repeat: the set is kept in a temporary table of this cursor (temporary tables are
-    private to a cursor and work on read-only databases), rebuilt when the range or the
-    feature computation changes.
-    """
-    start, end = _bounds(flt)
-    computed = fetch_value(cur, "SELECT max(computed_at) FROM customer_features")
-    key = f"{start.isoformat()}|{end.isoformat()}|{computed}"
+    key: str  # changes when features are recomputed or consent changes
+    unchanged_consent: bool  # the consenting customers are the ones features were computed for
+
+
+def _state(cur: duckdb.DuckDBPyConnection) -> _State | None:
+    """None when features were never computed."""
+    row = cur.execute(
+        "SELECT (SELECT value FROM shop_settings WHERE key = ?), "
+        "(SELECT count(*) FROM customers WHERE consent_analytics)",
+        [FEATURES_STATE_SETTING],
+    ).fetchall()[0]
+    saved, consenting = row
+    if not saved:
+        return None
+    computed_for = int(saved.rsplit("|", 1)[1])
+    return _State(f"{saved}|{consenting}", computed_for == consenting)
+
+
+def _registry_key(cur: duckdb.DuckDBPyConnection, name: str) -> str | None:
     try:
-        current = fetch_value(cur, f"SELECT key FROM {_ACTIVE_KEY_TABLE}")  # noqa: S608 - constant name
-    except duckdb.CatalogException:
-        current = None
-    if current != key:
-        cur.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_ACTIVE_TABLE} AS "  # noqa: S608 - constant name
-            "SELECT customer_id FROM analysis_orders WHERE ordered_at >= $s AND ordered_at < $e "
-            "UNION "
-            "SELECT customer_id FROM analysis_sessions WHERE started_at >= $s AND started_at < $e",
-            {"s": start, "e": end},
-        )
-        cur.execute(f"CREATE OR REPLACE TEMP TABLE {_ACTIVE_KEY_TABLE} AS SELECT $k AS key", {"k": key})  # noqa: S608
-    return _ACTIVE_TABLE
+        return fetch_value(cur, f"SELECT key FROM {_REGISTRY} WHERE name = ?", [name])  # noqa: S608 - constant  # type: ignore[no-any-return]
+    except duckdb.CatalogException:  # first use on this cursor
+        cur.execute(f"CREATE TEMP TABLE {_REGISTRY} (name VARCHAR PRIMARY KEY, key VARCHAR)")  # noqa: S608 - constant
+        return None
 
 
-def _audience_sql(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, q: _Sql) -> str:
-    """SELECT of the filtered customers' ids (consenting customers with features).
+def _register(cur: duckdb.DuckDBPyConnection, name: str, key: str) -> None:
+    cur.execute(f"INSERT OR REPLACE INTO {_REGISTRY} VALUES (?, ?)", [name, key])  # noqa: S608 - constant
 
-    The consent view is joined on every query, so a customer who withdrew consent since the
-    features were computed disappears at once.
+
+def _cached(
+    cur: duckdb.DuckDBPyConnection, name: str, key: str, build: Callable[[], tuple[str, dict[str, Any]]]
+) -> pd.DataFrame:
+    """The (small) result of `build()`'s query for this key, computed once per key.
+
+    `name` is a code constant naming the cached table; `build` returns the SELECT and its
+    bound values.
     """
+    table = f"explorer_{name}"
+    if _registry_key(cur, name) != key:
+        sql, params = build()
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS " + sql, params)  # noqa: S608 - constant name, built SQL binds every value
+        _register(cur, name, key)
+    return fetch_df(cur, f"SELECT * FROM {table}")  # noqa: S608 - constant name
+
+
+def clear_cache(cur: duckdb.DuckDBPyConnection) -> None:
+    """Forget every cached explorer result of this cursor (they are recomputed on demand)."""
+    cur.execute(f"DROP TABLE IF EXISTS {_REGISTRY}")  # noqa: S608 - constant
+
+
+def _filter_key(state: _State, flt: CustomerFilter) -> str:
+    return f"{state.key}|{flt!r}"
+
+
+def _audience_sql(flt: CustomerFilter, q: _Sql) -> str:
+    """SELECT of the filtered customers (consenting customers with features) and the flags
+    that say which charts they count in."""
     joins = ["JOIN analysis_customers c ON c.customer_id = f.customer_id"]
     where: list[str] = []
     if flt.countries:
@@ -281,38 +316,106 @@ def _audience_sql(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, q: _Sql) 
             f"WHERE list_contains({q.bind(list(flt.persona_ids))}, persona_id))"
         )
     if flt.has_dates:
-        active = _active_customers_table(cur, flt)
-        where.append(f"f.customer_id IN (SELECT customer_id FROM {active})")  # noqa: S608 - constant name
+        start, end = _bounds(flt)
+        s, e = q.bind(start), q.bind(end)
+        where.append(
+            "f.customer_id IN ("  # noqa: S608 - placeholders only
+            f"SELECT customer_id FROM analysis_orders WHERE ordered_at >= {s} AND ordered_at < {e} "
+            "UNION "
+            f"SELECT customer_id FROM analysis_sessions WHERE started_at >= {s} AND started_at < {e})"
+        )
     # Every fragment above is a code constant or a placeholder: values are bound.
-    sql = "SELECT f.customer_id FROM customer_features f " + " ".join(joins)  # noqa: S608
+    sql = (
+        "SELECT f.customer_id, f.frequency, f.monetary, "  # noqa: S608
+        "f.sessions_total > 0 AS visitor, f.cart_abandonment_rate IS NOT NULL AS carter, "
+        "f.favourite_category IS NOT NULL AS categorised "
+        "FROM customer_features f " + " ".join(joins)
+    )
     if where:
         sql += " WHERE " + " AND ".join(where)
     return sql
 
 
-def _with_audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, q: _Sql, body: str) -> str:
-    # Fragments are code constants; every value went through q.bind.
-    return "WITH audience AS (" + _audience_sql(cur, flt, q) + ")\n" + body
+@dataclass(frozen=True)
+class _Audience:
+    """The filtered customers of one call: a SQL condition on `<alias>.customer_id`, the
+    cache key of everything computed for them, and their counts."""
+
+    key: str
+    state_key: str  # what shop-wide facts cached for this call depend on
+    everyone: bool  # no restriction at all: rollups are read whole
+    customers: int
+    buyers: int
+    visitors: int
+    carters: int
+    categorised: int
+    orders: int
+    revenue: float
+
+    def member(self, alias: str) -> str:
+        if self.everyone:
+            return "TRUE"
+        return f"{alias}.customer_id IN (SELECT customer_id FROM {_AUDIENCE})"  # noqa: S608 - alias and table are code constants
 
 
-def _features_ready(cur: duckdb.DuckDBPyConnection) -> bool:
-    return bool(fetch_value(cur, "SELECT EXISTS (SELECT 1 FROM customer_features)"))
+def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience | None:
+    """The filtered customers, or None when features were never computed.
+
+    For everyone, while consent has not changed since the features were computed, nothing
+    is materialised: the rollups hold exactly the consenting customers. Otherwise the set
+    is kept in a temporary table until the filter, the features or consent change; the
+    consent view is part of its query, so a withdrawal takes effect at the next call.
+    """
+    state = _state(cur)
+    if state is None:
+        return None
+    everyone = flt.is_everyone and state.unchanged_consent
+    key = _filter_key(state, flt)
+    stats_sql = (
+        "SELECT count(*) AS customers, count(*) FILTER (frequency > 0) AS buyers, "
+        "count(*) FILTER (visitor) AS visitors, count(*) FILTER (carter) AS carters, "
+        "count(*) FILTER (categorised) AS categorised, "
+        "coalesce(sum(frequency), 0) AS orders, coalesce(sum(monetary), 0) AS revenue "
+    )
+    if everyone:
+        stats = _cached(
+            cur, "everyone_stats", key,
+            lambda: (
+                stats_sql + "FROM (SELECT frequency, monetary, sessions_total > 0 AS visitor, "  # noqa: S608 - constant SQL
+                "cart_abandonment_rate IS NOT NULL AS carter, "
+                "favourite_category IS NOT NULL AS categorised FROM customer_features)",
+                {},
+            ),
+        )
+    else:
+        if _registry_key(cur, "audience") != key:
+            q = _Sql()
+            cur.execute(
+                f"CREATE OR REPLACE TEMP TABLE {_AUDIENCE} AS " + _audience_sql(flt, q),  # noqa: S608 - constant name
+                q.params,
+            )
+            _register(cur, "audience", key)
+        stats = _cached(cur, "audience_stats", key, lambda: (stats_sql + f"FROM {_AUDIENCE}", {}))  # noqa: S608 - constant name
+    row = stats.iloc[0]
+    return _Audience(
+        key=key, state_key=state.key, everyone=everyone, customers=int(row["customers"]), buyers=int(row["buyers"]),
+        visitors=int(row["visitors"]), carters=int(row["carters"]),
+        categorised=int(row["categorised"]), orders=int(row["orders"]),
+        revenue=float(row["revenue"]),
+    )
 
 
-def _audience_size(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> int:
-    q = _Sql()
-    sql = _with_audience(cur, flt, q, "SELECT count(*) FROM audience")
-    return int(fetch_value(cur, sql, q.params) or 0)
-
-
-def _precheck(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, columns: Sequence[str]) -> tuple[ChartData | None, int]:
+def _precheck(
+    cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, columns: Sequence[str]
+) -> tuple[ChartData | None, _Audience]:
     """The unavailable result when features are missing or the filter keeps nobody."""
-    if not _features_ready(cur):
-        return _unavailable(NO_FEATURES, columns), 0
-    n = _audience_size(cur, flt)
-    if n == 0:
-        return _unavailable(NO_MATCHING_CUSTOMERS, columns), 0
-    return None, n
+    audience = _audience(cur, flt)
+    empty = _Audience("", "", False, 0, 0, 0, 0, 0, 0, 0.0)
+    if audience is None:
+        return _unavailable(NO_FEATURES, columns), empty
+    if audience.customers == 0:
+        return _unavailable(NO_MATCHING_CUSTOMERS, columns), audience
+    return None, audience
 
 
 def _mark_small(df: pd.DataFrame, column: str = "customers") -> pd.DataFrame:
@@ -323,6 +426,39 @@ def _mark_small(df: pd.DataFrame, column: str = "customers") -> pd.DataFrame:
 
 def _share(part: pd.Series, total: float) -> pd.Series:
     return part / total if total else part * float("nan")
+
+
+def _ints(df: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    for c in columns:
+        df[c] = df[c].fillna(0).astype("int64")
+    return df
+
+
+def _shop_fact(cur: duckdb.DuckDBPyConnection, a: _Audience, name: str, sql: str) -> bool:
+    """A yes/no fact about the whole shop (has sessions, has orders...), cached per state."""
+    df = _cached(cur, f"fact_{name}", a.state_key, lambda: (f"SELECT ({sql}) AS fact", {}))  # noqa: S608 - constant SQL
+    return bool(df.iloc[0]["fact"])
+
+
+def _base_size(cur: duckdb.DuckDBPyConnection, a: _Audience) -> int:
+    """Consenting customers with features: the "everyone" every share is relative to."""
+    df = _cached(
+        cur, "base_size", a.state_key,
+        lambda: (
+            "SELECT count(*) AS n FROM customer_features f "
+            "JOIN analysis_customers c USING (customer_id)",
+            {},
+        ),
+    )
+    return int(df.iloc[0]["n"])
+
+
+def _has_sessions(cur: duckdb.DuckDBPyConnection, a: _Audience) -> bool:
+    return _shop_fact(cur, a, "sessions", "SELECT EXISTS (SELECT 1 FROM sessions)")
+
+
+def _has_orders(cur: duckdb.DuckDBPyConnection, a: _Audience) -> bool:
+    return _shop_fact(cur, a, "orders", "SELECT EXISTS (SELECT 1 FROM customer_order_values)")
 
 
 # ---------------------------------------------------------------- summary and options
@@ -338,26 +474,19 @@ def audience_summary(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> Cha
     (customers with a completed order), orders and revenue (completed, lifetime as of the
     reference date), average_order_value.
     """
-    missing, n = _precheck(cur, flt, SUMMARY_COLUMNS)
+    missing, a = _precheck(cur, flt, SUMMARY_COLUMNS)
     if missing:
         return missing
-    q = _Sql()
-    sql = _with_audience(
-        cur,
-        flt,
-        q,
-        """
-        SELECT count(*) AS customers,
-               count(*) / (SELECT count(*) FROM customer_features f
-                           JOIN analysis_customers c USING (customer_id)) AS share_of_base,
-               count(*) FILTER (f.frequency > 0) AS buyers,
-               sum(f.frequency) AS orders,
-               sum(f.monetary) AS revenue,
-               sum(f.monetary) / nullif(sum(f.frequency), 0) AS average_order_value
-        FROM audience a JOIN customer_features f USING (customer_id)
-        """,
-    )
-    return ChartData(fetch_df(cur, sql, q.params), n)
+    base_size = _base_size(cur, a)
+    df = pd.DataFrame([{
+        "customers": a.customers,
+        "share_of_base": a.customers / base_size if base_size else float("nan"),
+        "buyers": a.buyers,
+        "orders": a.orders,
+        "revenue": a.revenue,
+        "average_order_value": a.revenue / a.orders if a.orders else float("nan"),
+    }])
+    return ChartData(df, a.customers)
 
 
 @dataclass(frozen=True)
@@ -381,9 +510,7 @@ def filter_options(cur: duckdb.DuckDBPyConnection) -> FilterOptions:
     def distinct(sql: str) -> list[str]:
         return [r[0] for r in cur.execute(sql).fetchall() if r[0] is not None]
 
-    segments_present = set(
-        distinct("SELECT DISTINCT unnest(segments) FROM customer_segments")
-    )
+    segments_present = set(distinct("SELECT DISTINCT unnest(segments) FROM customer_segments"))
     segments = [s for s in BEHAVIOUR_SEGMENTS if s in segments_present] + sorted(
         s for s in segments_present if s.startswith(INTEREST_PREFIX)
     )
@@ -440,15 +567,47 @@ DEMOGRAPHIC_FIELDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "education": ("c.education", "education", ()),
     "occupation": ("c.occupation", "occupation", ()),
     "income_band": (_INCOME_SQL, "income", INCOME_BANDS),
-    "interests": ("unnest(c.interests)", "interests", ()),
+    "interests": ("c.interests", "interests", ()),
 }
+_SINGLE_VALUED = tuple(f for f in DEMOGRAPHIC_FIELDS if f != "interests")
 DEMOGRAPHIC_COLUMNS = ("value", "customers", "share", "too_small")
 
 
-def _field_present(cur: duckdb.DuckDBPyConnection, column: str) -> bool:
-    condition = f"len({column}) > 0" if column == "interests" else f"{column} IS NOT NULL"
-    sql = f"SELECT EXISTS (SELECT 1 FROM analysis_customers WHERE {condition})"  # noqa: S608 - column from DEMOGRAPHIC_FIELDS
-    return bool(fetch_value(cur, sql))
+def _field_counts(cur: duckdb.DuckDBPyConnection, a: _Audience) -> dict[str, int]:
+    """How many consenting customers have each demographic field (0 = absent from the data)."""
+    counts = ", ".join(
+        f"count(*) FILTER (len(c.{col}) > 0) AS {name}" if name == "interests"
+        else f"count(c.{col}) AS {name}"
+        for name, (_, col, _) in DEMOGRAPHIC_FIELDS.items()
+    )
+    df = _cached(
+        cur, "field_counts", a.state_key,
+        lambda: (f"SELECT {counts} FROM analysis_customers c", {}),  # noqa: S608 - columns from DEMOGRAPHIC_FIELDS
+    )
+    return {name: int(df.iloc[0][name]) for name in DEMOGRAPHIC_FIELDS}
+
+
+def _demographics(cur: duckdb.DuckDBPyConnection, a: _Audience) -> pd.DataFrame:
+    """Customers per value of every demographic field, in one pass: field, value, customers."""
+
+    def build() -> tuple[str, dict[str, Any]]:
+        columns = ", ".join(f"{DEMOGRAPHIC_FIELDS[n][0]} AS {n}" for n in _SINGLE_VALUED)
+        sets = ", ".join(f"({n})" for n in _SINGLE_VALUED)
+        field = " ".join(f"WHEN grouping({n}) = 0 THEN '{n}'" for n in _SINGLE_VALUED)
+        value = " ".join(f"WHEN grouping({n}) = 0 THEN CAST({n} AS VARCHAR)" for n in _SINGLE_VALUED)
+        # Identifiers and expressions come from DEMOGRAPHIC_FIELDS; no value is formatted in.
+        sql = (
+            f"SELECT CASE {field} END AS field, CASE {value} END AS value, "  # noqa: S608
+            f"count(*) AS customers FROM (SELECT {columns} FROM analysis_customers c "
+            f"WHERE {a.member('c')}) GROUP BY GROUPING SETS ({sets}) "
+            "UNION ALL "
+            "SELECT 'interests', interest, count(*) FROM (SELECT unnest(CASE WHEN "
+            "len(c.interests) > 0 THEN c.interests ELSE [NULL] END) AS interest "
+            f"FROM analysis_customers c WHERE {a.member('c')}) GROUP BY 2"
+        )
+        return sql, {}
+
+    return _cached(cur, "demographics", a.key, build)
 
 
 def demographic_breakdown(
@@ -466,40 +625,51 @@ def demographic_breakdown(
         raise ValidationError(
             f"unknown demographic field {field_name!r}; choose among {', '.join(DEMOGRAPHIC_FIELDS)}"
         )
-    expr, column, bands = DEMOGRAPHIC_FIELDS[field_name]
-    missing, n = _precheck(cur, flt, DEMOGRAPHIC_COLUMNS)
+    bands = DEMOGRAPHIC_FIELDS[field_name][2]
+    missing, a = _precheck(cur, flt, DEMOGRAPHIC_COLUMNS)
     if missing:
         return missing
-    if not _field_present(cur, column):
-        return _unavailable(FIELD_MISSING, DEMOGRAPHIC_COLUMNS, n)
-    q = _Sql()
-    if field_name == "interests":
-        body = (
-            "SELECT unnest(CASE WHEN len(c.interests) > 0 THEN c.interests ELSE [NULL] END) "
-            "AS value, count(*) AS customers "
-            "FROM audience a JOIN analysis_customers c USING (customer_id) GROUP BY 1"
-        )
-    else:
-        body = (
-            f"SELECT {expr} AS value, count(*) AS customers "  # noqa: S608 - expr from DEMOGRAPHIC_FIELDS
-            "FROM audience a JOIN analysis_customers c USING (customer_id) GROUP BY 1"
-        )
-    df = fetch_df(cur, _with_audience(cur, flt, q, body), q.params)
-    df["customers"] = df["customers"].astype("int64")
-    df["share"] = df["customers"] / n
+    if not _field_counts(cur, a)[field_name]:
+        return _unavailable(FIELD_MISSING, DEMOGRAPHIC_COLUMNS, a.customers)
+    all_fields = _demographics(cur, a)
+    df = all_fields[all_fields["field"] == field_name][["value", "customers"]].copy()
+    df = _ints(df, "customers")
+    df["share"] = df["customers"] / a.customers
     if bands:
         order = {b: i for i, b in enumerate(bands)}
         df["_order"] = df["value"].map(order).fillna(len(bands))
         df = df.sort_values("_order").drop(columns="_order")
     else:
         df = df.sort_values(["customers", "value"], ascending=[False, True], na_position="last")
-    return ChartData(_mark_small(df).reset_index(drop=True), n)
+    return ChartData(_mark_small(df).reset_index(drop=True), a.customers)
 
 
-# ---------------------------------------------------------------- RFM
+# ---------------------------------------------------------------- RFM and segments
 
 RFM_GRID_COLUMNS = ("r_score", "f_score", "rfm_group", "customers", "revenue", "revenue_share", "too_small")
 RFM_GROUP_COLUMNS = ("rfm_group", "customers", "share", "revenue", "revenue_share", "too_small")
+
+
+def _rfm_cells(cur: duckdb.DuckDBPyConnection, a: _Audience) -> pd.DataFrame:
+    """All 25 R x F cells of the filtered customers: customers and lifetime revenue."""
+    cells = _cached(
+        cur, "rfm", a.key,
+        lambda: (
+            "SELECT s.r_score, s.f_score, count(*) AS customers, sum(f.monetary) AS revenue "  # noqa: S608 - member() is a constant condition
+            "FROM customer_segments s JOIN customer_features f USING (customer_id) "
+            f"WHERE s.r_score IS NOT NULL AND {a.member('s')} GROUP BY ALL",
+            {},
+        ),
+    )
+    grid = pd.DataFrame(
+        [(r, f) for r in range(5, 0, -1) for f in range(1, 6)], columns=["r_score", "f_score"]
+    )
+    cells = _ints(cells, "r_score", "f_score")
+    df = grid.merge(cells, on=["r_score", "f_score"], how="left")
+    df = _ints(df, "customers")
+    df["revenue"] = df["revenue"].fillna(0.0)
+    df["rfm_group"] = [rfm_group_for(r, f) for r, f in zip(df["r_score"], df["f_score"], strict=True)]
+    return df
 
 
 def rfm_grid(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> ChartData:
@@ -510,31 +680,13 @@ def rfm_grid(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> ChartData:
     revenue_share, too_small. All 25 cells are present, empty ones with 0. n_customers
     counts the filtered customers with an RFM score (buyers).
     """
-    missing, _ = _precheck(cur, flt, RFM_GRID_COLUMNS)
+    missing, a = _precheck(cur, flt, RFM_GRID_COLUMNS)
     if missing:
         return missing
-    q = _Sql()
-    body = """
-        SELECT s.r_score, s.f_score, count(*) AS customers, sum(f.monetary) AS revenue
-        FROM audience a
-        JOIN customer_segments s USING (customer_id)
-        JOIN customer_features f USING (customer_id)
-        WHERE s.r_score IS NOT NULL
-        GROUP BY ALL
-    """
-    cells = fetch_df(cur, _with_audience(cur, flt, q, body), q.params)
-    scored = int(cells["customers"].sum()) if len(cells) else 0
+    df = _rfm_cells(cur, a)
+    scored = int(df["customers"].sum())
     if scored == 0:
         return _unavailable(NO_BUYERS, RFM_GRID_COLUMNS)
-    grid = pd.DataFrame(
-        [(r, f) for r in range(5, 0, -1) for f in range(1, 6)], columns=["r_score", "f_score"]
-    )
-    cells["r_score"] = cells["r_score"].astype("int64")
-    cells["f_score"] = cells["f_score"].astype("int64")
-    df = grid.merge(cells, on=["r_score", "f_score"], how="left")
-    df["customers"] = df["customers"].fillna(0).astype("int64")
-    df["revenue"] = df["revenue"].fillna(0.0)
-    df["rfm_group"] = [rfm_group_for(r, f) for r, f in zip(df["r_score"], df["f_score"], strict=True)]
     df["revenue_share"] = _share(df["revenue"], float(df["revenue"].sum()))
     return ChartData(_mark_small(df)[list(RFM_GRID_COLUMNS)], scored)
 
@@ -545,24 +697,16 @@ def rfm_groups(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> ChartData
     Out: rfm_group, customers, share (of the scored filtered customers), revenue,
     revenue_share, too_small. n_customers counts the scored filtered customers.
     """
-    missing, _ = _precheck(cur, flt, RFM_GROUP_COLUMNS)
+    missing, a = _precheck(cur, flt, RFM_GROUP_COLUMNS)
     if missing:
         return missing
-    q = _Sql()
-    body = """
-        SELECT s.rfm_group, count(*) AS customers, sum(f.monetary) AS revenue
-        FROM audience a
-        JOIN customer_segments s USING (customer_id)
-        JOIN customer_features f USING (customer_id)
-        WHERE s.rfm_group IS NOT NULL
-        GROUP BY ALL
-    """
-    groups = fetch_df(cur, _with_audience(cur, flt, q, body), q.params)
-    scored = int(groups["customers"].sum()) if len(groups) else 0
+    cells = _rfm_cells(cur, a)
+    scored = int(cells["customers"].sum())
     if scored == 0:
         return _unavailable(NO_BUYERS, RFM_GROUP_COLUMNS)
+    groups = cells.groupby("rfm_group", as_index=False)[["customers", "revenue"]].sum()
     df = pd.DataFrame({"rfm_group": list(RFM_GROUPS)}).merge(groups, on="rfm_group", how="left")
-    df["customers"] = df["customers"].fillna(0).astype("int64")
+    df = _ints(df, "customers")
     df["revenue"] = df["revenue"].fillna(0.0)
     df["share"] = df["customers"] / scored
     df["revenue_share"] = _share(df["revenue"], float(df["revenue"].sum()))
@@ -578,33 +722,96 @@ def behaviour_segments(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> C
     Out: segment (BEHAVIOUR_SEGMENTS in order, then interest:<category> by size), customers,
     share (of the filtered customers), too_small. Segments with nobody are listed with 0.
     """
-    missing, n = _precheck(cur, flt, SEGMENT_COLUMNS)
+    missing, a = _precheck(cur, flt, SEGMENT_COLUMNS)
     if missing:
         return missing
-    q = _Sql()
-    body = """
-        SELECT segment, count(*) AS customers
-        FROM (SELECT unnest(s.segments) AS segment
-              FROM audience a JOIN customer_segments s USING (customer_id))
-        GROUP BY 1
-    """
-    found = fetch_df(cur, _with_audience(cur, flt, q, body), q.params)
+    found = _cached(
+        cur, "segments", a.key,
+        lambda: (
+            "SELECT segment, count(*) AS customers FROM (SELECT unnest(s.segments) AS segment "  # noqa: S608 - member() is a constant condition
+            f"FROM customer_segments s WHERE {a.member('s')}) GROUP BY 1",
+            {},
+        ),
+    )
     base = pd.DataFrame({"segment": list(BEHAVIOUR_SEGMENTS)})
     interests = found[found["segment"].str.startswith(INTEREST_PREFIX)].sort_values(
         ["customers", "segment"], ascending=[False, True]
     )
-    df = pd.concat(
-        [base.merge(found, on="segment", how="left"), interests], ignore_index=True
-    )
-    df["customers"] = df["customers"].fillna(0).astype("int64")
-    df["share"] = df["customers"] / n
-    return ChartData(_mark_small(df)[list(SEGMENT_COLUMNS)], n)
+    df = pd.concat([base.merge(found, on="segment", how="left"), interests], ignore_index=True)
+    df = _ints(df, "customers")
+    df["share"] = df["customers"] / a.customers
+    return ChartData(_mark_small(df)[list(SEGMENT_COLUMNS)], a.customers)
 
 
 # ---------------------------------------------------------------- sessions
 
 FUNNEL_STEPS: tuple[str, ...] = ("sessions", "product_view", "cart", "checkout", "order")
 FUNNEL_COLUMNS = ("step", "sessions", "share_of_sessions", "step_rate")
+CART_COLUMNS = (
+    "value", "customers", "cart_sessions", "abandoned_sessions", "abandonment_rate", "too_small",
+)
+SESSION_BREAKDOWNS: tuple[str, ...] = ("device", "source")
+
+
+def _sessions(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, a: _Audience) -> pd.DataFrame:
+    """Session counts of the filtered customers per device and per source, in one pass.
+
+    Out: dimension ('device', 'source' or 'total'), value, customers, cart_customers,
+    sessions, product_view, cart, checkout, order, abandoned. From the rollups without a
+    date range (the total then comes from the device rows and the audience counts), from
+    the raw sessions of the range otherwise.
+    """
+    if not flt.has_dates:
+        df = _cached(
+            cur, "sessions", a.key,
+            lambda: (
+                "SELECT 'device' AS dimension, device AS value, count(*) AS customers, "  # noqa: S608 - member() is a constant condition
+                "count(*) FILTER (cart_sessions > 0) AS cart_customers, "
+                "sum(sessions) AS sessions, sum(product_view_sessions) AS product_view, "
+                "sum(cart_sessions) AS cart, sum(checkout_sessions) AS checkout, "
+                "sum(order_sessions) AS \"order\", sum(abandoned_cart_sessions) AS abandoned "
+                f"FROM customer_session_devices r WHERE {a.member('r')} GROUP BY 2 "
+                "UNION ALL "
+                "SELECT 'source', source, count(*), count(*) FILTER (cart_sessions > 0), "
+                "sum(sessions), NULL, sum(cart_sessions), NULL, sum(order_sessions), "
+                "sum(abandoned_cart_sessions) "
+                f"FROM customer_session_sources r WHERE {a.member('r')} GROUP BY 2",
+                {},
+            ),
+        )
+        devices = df[df["dimension"] == "device"]
+        total = devices.drop(columns=["dimension", "value"]).sum(numeric_only=True).to_dict()
+        total.update(dimension="total", value=None, customers=a.visitors, cart_customers=a.carters)
+        return pd.concat([df, pd.DataFrame([total])], ignore_index=True)
+
+    def build() -> tuple[str, dict[str, Any]]:
+        q = _Sql()
+        start, end = _bounds(flt)
+        s, e = q.bind(start), q.bind(end)
+        # A session's order is placed during the visit: only the completed orders of the
+        # range (and the day after it, for visits that end after midnight) are looked up.
+        sql = (
+            "SELECT CASE WHEN grouping(device) = 0 THEN 'device' "  # noqa: S608 - placeholders and constant conditions only
+            "WHEN grouping(source) = 0 THEN 'source' ELSE 'total' END AS dimension, "
+            "CASE WHEN grouping(device) = 0 THEN device "
+            "WHEN grouping(source) = 0 THEN source END AS value, "
+            "count(DISTINCT customer_id) AS customers, "
+            "count(DISTINCT customer_id) FILTER (added_to_cart) AS cart_customers, "
+            "count(*) AS sessions, count(*) FILTER (viewed_product) AS product_view, "
+            "count(*) FILTER (added_to_cart) AS cart, "
+            "count(*) FILTER (checkout_started) AS checkout, "
+            "count(*) FILTER (converted) AS \"order\", "
+            "count(*) FILTER (added_to_cart AND NOT converted) AS abandoned "
+            "FROM (SELECT s.customer_id, s.device, s.source, s.viewed_product, "
+            "s.added_to_cart, s.checkout_started, coalesce(s.order_id IN ("
+            "SELECT order_id FROM orders WHERE status = 'completed' "
+            f"AND ordered_at >= {s} AND ordered_at < {e} + INTERVAL 1 DAY), false) AS converted "
+            f"FROM analysis_sessions s WHERE s.started_at >= {s} AND s.started_at < {e} "
+            f"AND {a.member('s')}) GROUP BY GROUPING SETS ((device), (source), ())"
+        )
+        return sql, q.params
+
+    return _cached(cur, "sessions", a.key, build)
 
 
 def funnel(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> ChartData:
@@ -615,60 +822,19 @@ def funnel(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> ChartData:
     completed, as the conversion KPI does. n_customers counts filtered customers with a
     session. Unavailable with NO_SESSIONS when the shop has no session data.
     """
-    missing, _ = _precheck(cur, flt, FUNNEL_COLUMNS)
+    missing, a = _precheck(cur, flt, FUNNEL_COLUMNS)
     if missing:
         return missing
-    if not shop_has_sessions(cur):
+    if not _has_sessions(cur, a):
         return _unavailable(NO_SESSIONS, FUNNEL_COLUMNS)
-    q = _Sql()
-    if flt.has_dates:
-        start, end = _bounds(flt)
-        body = f"""
-            SELECT count(DISTINCT customer_id) AS customers, count(*) AS sessions,
-                   count(*) FILTER (viewed_product) AS product_view,
-                   count(*) FILTER (added_to_cart) AS cart,
-                   count(*) FILTER (checkout_started) AS checkout,
-                   count(*) FILTER (order_id IN (SELECT order_id FROM orders
-                                                 WHERE status = 'completed')) AS "order"
-            FROM analysis_sessions
-            WHERE started_at >= {q.bind(start)} AND started_at < {q.bind(end)}
-              AND customer_id IN (SELECT customer_id FROM audience)
-        """  # noqa: S608 - only placeholders are formatted in
-    else:
-        body = """
-            SELECT count(DISTINCT customer_id) AS customers, sum(sessions) AS sessions,
-                   sum(product_view_sessions) AS product_view, sum(cart_sessions) AS cart,
-                   sum(checkout_sessions) AS checkout, sum(order_sessions) AS "order"
-            FROM customer_session_devices
-            WHERE customer_id IN (SELECT customer_id FROM audience)
-        """
-    row = fetch_df(cur, _with_audience(cur, flt, q, body), q.params).iloc[0]
-    customers = 0 if pd.isna(row["customers"]) else int(row["customers"])
-    counts = [0 if pd.isna(row[s]) else int(row[s]) for s in FUNNEL_STEPS]
-    total = counts[0]
+    rows = _sessions(cur, flt, a)
+    total = rows[rows["dimension"] == "total"].iloc[0]
+    counts = [0 if pd.isna(total[s]) else int(total[s]) for s in FUNNEL_STEPS]
     df = pd.DataFrame({"step": list(FUNNEL_STEPS), "sessions": counts})
-    df["share_of_sessions"] = _share(df["sessions"].astype("float64"), float(total))
-    previous = pd.Series([total, *counts[:-1]], dtype="float64")
+    df["share_of_sessions"] = _share(df["sessions"].astype("float64"), float(counts[0]))
+    previous = [counts[0], *counts[:-1]]
     df["step_rate"] = [c / p if p else float("nan") for c, p in zip(counts, previous, strict=True)]
-    df.loc[0, "step_rate"] = 1.0 if total else float("nan")
-    return ChartData(df, customers)
-
-
-def _split_total(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series | None]:
-    """Separate the rows of a GROUPING SETS ((value), ()) query from its grand-total row."""
-    total = df[df["is_total"] == 1]
-    rows = df[df["is_total"] == 0].drop(columns="is_total").reset_index(drop=True)
-    return rows, (total.iloc[0] if len(total) else None)
-
-
-CART_COLUMNS = (
-    "value", "customers", "cart_sessions", "abandoned_sessions", "abandonment_rate", "too_small",
-)
-# by -> (rollup table, column); identifiers come only from here.
-_CART_BY = {
-    "device": ("customer_session_devices", "device"),
-    "source": ("customer_session_sources", "source"),
-}
+    return ChartData(df, int(total["customers"]))
 
 
 def cart_abandonment(
@@ -681,50 +847,28 @@ def cart_abandonment(
     too_small; by abandoned_sessions descending. n_customers counts filtered customers with
     a cart session. Unavailable with NO_SESSIONS without session data.
     """
-    if by not in _CART_BY:
+    if by not in SESSION_BREAKDOWNS:
         raise ValidationError(f"cart abandonment is by 'device' or 'source', not {by!r}")
-    table, column = _CART_BY[by]
-    missing, _ = _precheck(cur, flt, CART_COLUMNS)
+    missing, a = _precheck(cur, flt, CART_COLUMNS)
     if missing:
         return missing
-    if not shop_has_sessions(cur):
+    if not _has_sessions(cur, a):
         return _unavailable(NO_SESSIONS, CART_COLUMNS)
-    q = _Sql()
-    if flt.has_dates:
-        start, end = _bounds(flt)
-        body = f"""
-            SELECT {column} AS value, grouping({column}) AS is_total,
-                   count(DISTINCT customer_id) AS customers,
-                   count(*) AS cart_sessions,
-                   count(*) FILTER (NOT coalesce(order_id IN (SELECT order_id FROM orders
-                                    WHERE status = 'completed'), false)) AS abandoned_sessions
-            FROM analysis_sessions
-            WHERE added_to_cart
-              AND started_at >= {q.bind(start)} AND started_at < {q.bind(end)}
-              AND customer_id IN (SELECT customer_id FROM audience)
-            GROUP BY GROUPING SETS (({column}), ())
-        """  # noqa: S608 - column from _CART_BY; values bound
-    else:
-        body = f"""
-            SELECT {column} AS value, grouping({column}) AS is_total,
-                   count(DISTINCT customer_id) AS customers,
-                   sum(cart_sessions) AS cart_sessions,
-                   sum(abandoned_cart_sessions) AS abandoned_sessions
-            FROM {table}
-            WHERE cart_sessions > 0 AND customer_id IN (SELECT customer_id FROM audience)
-            GROUP BY GROUPING SETS (({column}), ())
-        """  # noqa: S608 - table and column from _CART_BY
-    df, total = _split_total(fetch_df(cur, _with_audience(cur, flt, q, body), q.params))
-    n_customers = int(total["customers"]) if total is not None else 0
-    for c in ("customers", "cart_sessions", "abandoned_sessions"):
-        df[c] = df[c].fillna(0).astype("int64")
-    df["abandonment_rate"] = df["abandoned_sessions"] / df["cart_sessions"].where(
-        df["cart_sessions"] > 0
+    rows = _sessions(cur, flt, a)
+    total = rows[rows["dimension"] == "total"].iloc[0]
+    df = rows[(rows["dimension"] == by) & (rows["cart"] > 0)]
+    df = pd.DataFrame({
+        "value": df["value"],
+        "customers": df["cart_customers"],
+        "cart_sessions": df["cart"],
+        "abandoned_sessions": df["abandoned"],
+    })
+    df = _ints(df, "customers", "cart_sessions", "abandoned_sessions")
+    df["abandonment_rate"] = df["abandoned_sessions"] / df["cart_sessions"]
+    df = df.sort_values(["abandoned_sessions", "value"], ascending=[False, True], na_position="last")
+    return ChartData(
+        _mark_small(df)[list(CART_COLUMNS)].reset_index(drop=True), int(total["cart_customers"])
     )
-    df = df.sort_values(
-        ["abandoned_sessions", "value"], ascending=[False, True], na_position="last"
-    )
-    return ChartData(_mark_small(df)[list(CART_COLUMNS)].reset_index(drop=True), n_customers)
 
 
 # ---------------------------------------------------------------- orders
@@ -735,8 +879,44 @@ MIX_COLUMNS = (
 ORDER_MIX_BY: tuple[str, ...] = ("channel", "device", "payment_method")
 
 
-def _no_orders(cur: duckdb.DuckDBPyConnection) -> bool:
-    return not fetch_value(cur, "SELECT EXISTS (SELECT 1 FROM customer_order_mix)")
+def _order_mixes(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, a: _Audience) -> pd.DataFrame:
+    """Completed orders per channel, device and payment method, in one pass.
+
+    Out: dimension (ORDER_MIX_BY or 'total'), value, customers, orders, revenue.
+    """
+    field = " ".join(f"WHEN grouping({d}) = 0 THEN '{d}'" for d in ORDER_MIX_BY)
+    value = " ".join(f"WHEN grouping({d}) = 0 THEN {d}" for d in ORDER_MIX_BY)
+    sets = ", ".join(f"({d})" for d in ORDER_MIX_BY)
+    if not flt.has_dates:
+        # Rows are unique per customer, dimension and value: count(*) counts customers.
+        df = _cached(
+            cur, "order_mix", a.key,
+            lambda: (
+                "SELECT dimension, value, count(*) AS customers, sum(orders) AS orders, "  # noqa: S608 - member() is a constant condition
+                "sum(revenue) AS revenue FROM customer_order_values r "
+                f"WHERE {a.member('r')} GROUP BY 1, 2",
+                {},
+            ),
+        )
+        total = pd.DataFrame([{
+            "dimension": "total", "value": None, "customers": a.buyers, "orders": a.orders,
+            "revenue": a.revenue,
+        }])
+        return pd.concat([df, total], ignore_index=True)
+
+    def build() -> tuple[str, dict[str, Any]]:
+        q = _Sql()
+        start, end = _bounds(flt)
+        sql = (
+            f"SELECT coalesce(CASE {field} END, 'total') AS dimension, CASE {value} END AS value, "  # noqa: S608 - names from ORDER_MIX_BY
+            "count(DISTINCT customer_id) AS customers, count(*) AS orders, "
+            "sum(amount) AS revenue FROM analysis_orders o WHERE status = 'completed' "
+            f"AND ordered_at >= {q.bind(start)} AND ordered_at < {q.bind(end)} "
+            f"AND {a.member('o')} GROUP BY GROUPING SETS ({sets}, ())"
+        )
+        return sql, q.params
+
+    return _cached(cur, "order_mix", a.key, build)
 
 
 def order_mix(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, by: str = "channel") -> ChartData:
@@ -748,42 +928,23 @@ def order_mix(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, by: str = "ch
     """
     if by not in ORDER_MIX_BY:
         raise ValidationError(f"order mix is by {', '.join(ORDER_MIX_BY)}, not {by!r}")
-    missing, _ = _precheck(cur, flt, MIX_COLUMNS)
+    missing, a = _precheck(cur, flt, MIX_COLUMNS)
     if missing:
         return missing
-    if _no_orders(cur):
+    if not _has_orders(cur, a):
         return _unavailable(NO_ORDERS, MIX_COLUMNS)
-    q = _Sql()
-    if flt.has_dates:
-        start, end = _bounds(flt)
-        body = f"""
-            SELECT {by} AS value, grouping({by}) AS is_total,
-                   count(DISTINCT customer_id) AS customers,
-                   count(*) AS orders, sum(amount) AS revenue
-            FROM analysis_orders
-            WHERE status = 'completed'
-              AND ordered_at >= {q.bind(start)} AND ordered_at < {q.bind(end)}
-              AND customer_id IN (SELECT customer_id FROM audience)
-            GROUP BY GROUPING SETS (({by}), ())
-        """  # noqa: S608 - `by` checked against ORDER_MIX_BY; values bound
-    else:
-        body = f"""
-            SELECT {by} AS value, grouping({by}) AS is_total,
-                   count(DISTINCT customer_id) AS customers,
-                   sum(orders) AS orders, sum(revenue) AS revenue
-            FROM customer_order_mix
-            WHERE customer_id IN (SELECT customer_id FROM audience)
-            GROUP BY GROUPING SETS (({by}), ())
-        """  # noqa: S608 - `by` checked against ORDER_MIX_BY
-    df, total = _split_total(fetch_df(cur, _with_audience(cur, flt, q, body), q.params))
-    if total is None or not total["orders"]:
+    mixes = _order_mixes(cur, flt, a)
+    total = mixes[mixes["dimension"] == "total"].iloc[0]
+    if pd.isna(total["orders"]) or not total["orders"]:
         return _unavailable(NO_ORDERS, MIX_COLUMNS)
-    df["customers"] = df["customers"].astype("int64")
-    df["orders"] = df["orders"].astype("int64")
+    df = mixes[mixes["dimension"] == by][["value", "customers", "orders", "revenue"]].copy()
+    df = _ints(df, "customers", "orders")
     df["order_share"] = df["orders"] / float(total["orders"])
     df["revenue_share"] = _share(df["revenue"], float(total["revenue"]))
     df = df.sort_values(["revenue", "value"], ascending=[False, True], na_position="last")
-    return ChartData(_mark_small(df)[list(MIX_COLUMNS)].reset_index(drop=True), int(total["customers"]))
+    return ChartData(
+        _mark_small(df)[list(MIX_COLUMNS)].reset_index(drop=True), int(total["customers"])
+    )
 
 
 CATEGORY_COLUMNS = ("category", "customers", "revenue", "quantity", "revenue_share", "too_small")
@@ -793,46 +954,55 @@ def category_mix(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> ChartDa
     """Revenue by product category (value of the items of completed orders).
 
     Out: category (None = product or category unknown), customers, revenue (quantity x
-    unit price), quantity, revenue_share, too_small; by revenue descending. Unavailable
-    with NO_ITEMS when orders have no line items.
+    unit price), quantity, revenue_share, too_small; by revenue descending. n_customers
+    counts filtered customers with items of a known category. Unavailable with NO_ITEMS
+    when orders have no line items.
     """
-    missing, _ = _precheck(cur, flt, CATEGORY_COLUMNS)
+    missing, a = _precheck(cur, flt, CATEGORY_COLUMNS)
     if missing:
         return missing
-    if not fetch_value(cur, "SELECT EXISTS (SELECT 1 FROM customer_category_revenue)"):
-        return _unavailable(NO_ORDERS if _no_orders(cur) else NO_ITEMS, CATEGORY_COLUMNS)
-    q = _Sql()
-    if flt.has_dates:
-        start, end = _bounds(flt)
-        body = f"""
-            SELECT p.category, grouping(p.category) AS is_total,
-                   count(DISTINCT o.customer_id) AS customers,
-                   sum(i.quantity * i.unit_price) AS revenue, sum(i.quantity) AS quantity
-            FROM analysis_orders o
-            JOIN order_items i ON i.order_id = o.order_id
-            LEFT JOIN products p ON p.product_id = i.product_id
-            WHERE o.status = 'completed'
-              AND o.ordered_at >= {q.bind(start)} AND o.ordered_at < {q.bind(end)}
-              AND o.customer_id IN (SELECT customer_id FROM audience)
-            GROUP BY GROUPING SETS ((p.category), ())
-        """  # noqa: S608 - only placeholders are formatted in
+    if not _shop_fact(cur, a, "items", "SELECT EXISTS (SELECT 1 FROM customer_category_revenue)"):
+        return _unavailable(NO_ITEMS if _has_orders(cur, a) else NO_ORDERS, CATEGORY_COLUMNS)
+    if not flt.has_dates:
+        df = _cached(
+            cur, "categories", a.key,
+            lambda: (
+                "SELECT category, count(*) AS customers, sum(revenue) AS revenue, "  # noqa: S608 - member() is a constant condition
+                "sum(quantity) AS quantity FROM customer_category_revenue r "
+                f"WHERE {a.member('r')} GROUP BY 1",
+                {},
+            ),
+        )
+        n_customers = a.categorised
     else:
-        body = """
-            SELECT category, grouping(category) AS is_total,
-                   count(DISTINCT customer_id) AS customers,
-                   sum(revenue) AS revenue, sum(quantity) AS quantity
-            FROM customer_category_revenue
-            WHERE customer_id IN (SELECT customer_id FROM audience)
-            GROUP BY GROUPING SETS ((category), ())
-        """
-    df, total = _split_total(fetch_df(cur, _with_audience(cur, flt, q, body), q.params))
-    if total is None or not total["revenue"]:
+
+        def build() -> tuple[str, dict[str, Any]]:
+            q = _Sql()
+            start, end = _bounds(flt)
+            sql = (
+                "SELECT p.category, grouping(p.category) AS is_total, "  # noqa: S608 - placeholders only
+                "count(DISTINCT o.customer_id) FILTER (p.category IS NOT NULL) AS known, "
+                "count(DISTINCT o.customer_id) AS customers, "
+                "sum(i.quantity * i.unit_price) AS revenue, sum(i.quantity) AS quantity "
+                "FROM analysis_orders o JOIN order_items i ON i.order_id = o.order_id "
+                "LEFT JOIN products p ON p.product_id = i.product_id "
+                "WHERE o.status = 'completed' "
+                f"AND o.ordered_at >= {q.bind(start)} AND o.ordered_at < {q.bind(end)} "
+                f"AND {a.member('o')} GROUP BY GROUPING SETS ((p.category), ())"
+            )
+            return sql, q.params
+
+        rows = _cached(cur, "categories", a.key, build)
+        totals = rows[rows["is_total"] == 1]
+        n_customers = int(totals.iloc[0]["known"]) if len(totals) else 0
+        df = rows[rows["is_total"] == 0][["category", "customers", "revenue", "quantity"]]
+    total_revenue = float(df["revenue"].sum()) if len(df) else 0.0
+    if not total_revenue:
         return _unavailable(NO_ORDERS, CATEGORY_COLUMNS)
-    df["customers"] = df["customers"].astype("int64")
-    df["quantity"] = df["quantity"].astype("int64")
-    df["revenue_share"] = df["revenue"] / float(total["revenue"])
+    df = _ints(df.copy(), "customers", "quantity")
+    df["revenue_share"] = df["revenue"] / total_revenue
     df = df.sort_values(["revenue", "category"], ascending=[False, True], na_position="last")
-    return ChartData(_mark_small(df)[list(CATEGORY_COLUMNS)].reset_index(drop=True), int(total["customers"]))
+    return ChartData(_mark_small(df)[list(CATEGORY_COLUMNS)].reset_index(drop=True), n_customers)
 
 
 WEEKDAY_HOUR_COLUMNS = ("weekday", "hour", "orders", "revenue")
@@ -842,48 +1012,50 @@ def weekday_hour(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> ChartDa
     """Completed orders by weekday (0 = Monday) and hour of day: all 7 x 24 cells.
 
     Out: weekday, hour, orders, revenue (0 in empty cells). n_customers counts filtered
-    customers with a completed order.
+    customers with a completed order (in the date range when there is one).
     """
-    missing, _ = _precheck(cur, flt, WEEKDAY_HOUR_COLUMNS)
+    missing, a = _precheck(cur, flt, WEEKDAY_HOUR_COLUMNS)
     if missing:
         return missing
-    if _no_orders(cur):
+    if not _has_orders(cur, a):
         return _unavailable(NO_ORDERS, WEEKDAY_HOUR_COLUMNS)
-    q = _Sql()
-    if flt.has_dates:
-        start, end = _bounds(flt)
-        body = f"""
-            SELECT isodow(ordered_at) - 1 AS weekday, hour(ordered_at) AS hour,
-                   grouping(isodow(ordered_at) - 1, hour(ordered_at)) AS is_total,
-                   count(DISTINCT customer_id) AS customers,
-                   count(*) AS orders, sum(amount) AS revenue
-            FROM analysis_orders
-            WHERE status = 'completed'
-              AND ordered_at >= {q.bind(start)} AND ordered_at < {q.bind(end)}
-              AND customer_id IN (SELECT customer_id FROM audience)
-            GROUP BY GROUPING SETS ((isodow(ordered_at) - 1, hour(ordered_at)), ())
-        """  # noqa: S608 - only placeholders are formatted in
+    if not flt.has_dates:
+        cells = _cached(
+            cur, "weekday_hour", a.key,
+            lambda: (
+                "SELECT weekday, hour, sum(orders) AS orders, sum(revenue) AS revenue "  # noqa: S608 - member() is a constant condition
+                f"FROM customer_order_hours h WHERE {a.member('h')} GROUP BY ALL",
+                {},
+            ),
+        )
+        n_customers = a.buyers
     else:
-        body = """
-            SELECT weekday, hour, grouping(weekday, hour) AS is_total,
-                   count(DISTINCT customer_id) AS customers,
-                   sum(orders) AS orders, sum(revenue) AS revenue
-            FROM customer_order_hours
-            WHERE customer_id IN (SELECT customer_id FROM audience)
-            GROUP BY GROUPING SETS ((weekday, hour), ())
-        """
-    raw = fetch_df(cur, _with_audience(cur, flt, q, body), q.params)
-    raw["is_total"] = (raw["is_total"] > 0).astype("int64")
-    cells, total = _split_total(raw)
-    if total is None or not total["orders"]:
+
+        def build() -> tuple[str, dict[str, Any]]:
+            q = _Sql()
+            start, end = _bounds(flt)
+            sql = (
+                "SELECT isodow(ordered_at) - 1 AS weekday, hour(ordered_at) AS hour, "  # noqa: S608 - placeholders only
+                "count(DISTINCT customer_id) AS customers, count(*) AS orders, "
+                "sum(amount) AS revenue FROM analysis_orders o WHERE status = 'completed' "
+                f"AND ordered_at >= {q.bind(start)} AND ordered_at < {q.bind(end)} "
+                f"AND {a.member('o')} "
+                "GROUP BY GROUPING SETS ((isodow(ordered_at) - 1, hour(ordered_at)), ())"
+            )
+            return sql, q.params
+
+        rows = _cached(cur, "weekday_hour", a.key, build)
+        total = rows[rows["weekday"].isna()]
+        n_customers = int(total.iloc[0]["customers"]) if len(total) else 0
+        cells = rows[rows["weekday"].notna()]
+    if not len(cells) or not cells["orders"].sum():
         return _unavailable(NO_ORDERS, WEEKDAY_HOUR_COLUMNS)
     grid = pd.DataFrame([(d, h) for d in range(7) for h in range(24)], columns=["weekday", "hour"])
-    cells["weekday"] = cells["weekday"].astype("int64")
-    cells["hour"] = cells["hour"].astype("int64")
-    df = grid.merge(cells[["weekday", "hour", "orders", "revenue"]], on=["weekday", "hour"], how="left")
-    df["orders"] = df["orders"].fillna(0).astype("int64")
+    cells = _ints(cells[["weekday", "hour", "orders", "revenue"]].copy(), "weekday", "hour")
+    df = grid.merge(cells, on=["weekday", "hour"], how="left")
+    df = _ints(df, "orders")
     df["revenue"] = df["revenue"].fillna(0.0)
-    return ChartData(df, int(total["customers"]))
+    return ChartData(df, n_customers)
 
 
 def _month_bounds(flt: CustomerFilter, q: _Sql, column: str) -> str:
@@ -894,6 +1066,34 @@ def _month_bounds(flt: CustomerFilter, q: _Sql, column: str) -> str:
     if flt.end:
         conditions.append(f"{column} <= CAST({q.bind(flt.end)} AS DATE)")
     return " AND ".join(conditions) or "TRUE"
+
+
+def _months(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, a: _Audience) -> tuple[pd.DataFrame, int]:
+    """Customers and revenue per (first-order month, order month), and how many customers
+    bought in the months kept (every month a date range touches)."""
+
+    def build() -> tuple[str, dict[str, Any]]:
+        q = _Sql()
+        sql = (
+            "SELECT m.cohort, m.month, count(*) AS customers, sum(m.revenue) AS revenue "  # noqa: S608 - placeholders and constant conditions only
+            "FROM customer_order_months m "
+            f"WHERE {a.member('m')} AND {_month_bounds(flt, q, 'm.month')} GROUP BY ALL"
+        )
+        return sql, q.params
+
+    df = _cached(cur, "months", a.key, build)
+    if not flt.has_dates:
+        return df, a.buyers
+
+    def count() -> tuple[str, dict[str, Any]]:
+        q = _Sql()
+        sql = (
+            "SELECT count(DISTINCT customer_id) AS n FROM customer_order_months m "  # noqa: S608 - placeholders and constant conditions only
+            f"WHERE {a.member('m')} AND {_month_bounds(flt, q, 'm.month')}"
+        )
+        return sql, q.params
+
+    return df, int(_cached(cur, "months_customers", a.key, count).iloc[0]["n"])
 
 
 NEW_RETURNING_COLUMNS = (
@@ -909,36 +1109,26 @@ def new_vs_returning_revenue(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter
     new_customers, returning_customers; months in order. With a date range, every month
     the range touches is kept whole.
     """
-    missing, _ = _precheck(cur, flt, NEW_RETURNING_COLUMNS)
+    missing, a = _precheck(cur, flt, NEW_RETURNING_COLUMNS)
     if missing:
         return missing
-    if _no_orders(cur):
+    if not _has_orders(cur, a):
         return _unavailable(NO_ORDERS, NEW_RETURNING_COLUMNS)
-    q = _Sql()
-    months = _month_bounds(flt, q, "m.month")
-    body = f"""
-        SELECT month, grouping(month) AS is_total,
-               sum(revenue) FILTER (is_new) AS new_revenue,
-               sum(revenue) FILTER (NOT is_new) AS returning_revenue,
-               count(DISTINCT customer_id) FILTER (is_new) AS new_customers,
-               count(DISTINCT customer_id) FILTER (NOT is_new) AS returning_customers,
-               count(DISTINCT customer_id) AS customers
-        FROM (SELECT m.customer_id, m.month, m.revenue,
-                     m.month = CAST(date_trunc('month', f.first_order_at) AS DATE) AS is_new
-              FROM customer_order_months m
-              JOIN customer_features f USING (customer_id)
-              WHERE m.customer_id IN (SELECT customer_id FROM audience) AND {months})
-        GROUP BY GROUPING SETS ((month), ())
-    """  # noqa: S608 - only placeholders and constant column names are formatted in
-    df, total = _split_total(fetch_df(cur, _with_audience(cur, flt, q, body), q.params))
-    if total is None or not total["customers"]:
+    rows, n_customers = _months(cur, flt, a)
+    if rows.empty:
         return _unavailable(NO_ORDERS, NEW_RETURNING_COLUMNS)
-    for c in ("new_revenue", "returning_revenue"):
-        df[c] = df[c].fillna(0.0)
-    for c in ("new_customers", "returning_customers"):
-        df[c] = df[c].fillna(0).astype("int64")
-    df = df.sort_values("month").reset_index(drop=True)
-    return ChartData(df[list(NEW_RETURNING_COLUMNS)], int(total["customers"]))
+    rows = rows.assign(new=rows["cohort"] == rows["month"])
+    new = rows[rows["new"]].groupby("month")[["revenue", "customers"]].sum()
+    back = rows[~rows["new"]].groupby("month")[["revenue", "customers"]].sum()
+    df = pd.DataFrame(index=sorted(set(rows["month"])))
+    df["new_revenue"] = new["revenue"]
+    df["returning_revenue"] = back["revenue"]
+    df["new_customers"] = new["customers"]
+    df["returning_customers"] = back["customers"]
+    df = df.fillna({"new_revenue": 0.0, "returning_revenue": 0.0})
+    df = _ints(df, "new_customers", "returning_customers")
+    df = df.rename_axis("month").reset_index()
+    return ChartData(df[list(NEW_RETURNING_COLUMNS)], n_customers)
 
 
 COHORT_COLUMNS = ("cohort", "months_since", "customers", "cohort_size", "retention", "too_small")
@@ -953,36 +1143,26 @@ def cohort_retention(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> Cha
     cohorts under MIN_GROUP_SIZE). With a date range, the cohorts and the months counted
     are those the range touches.
     """
-    missing, _ = _precheck(cur, flt, COHORT_COLUMNS)
+    missing, a = _precheck(cur, flt, COHORT_COLUMNS)
     if missing:
         return missing
-    if _no_orders(cur):
+    if not _has_orders(cur, a):
         return _unavailable(NO_ORDERS, COHORT_COLUMNS)
-    q = _Sql()
-    cohort_months = _month_bounds(flt, q, "c.cohort")
-    active_months = _month_bounds(flt, q, "m.month")
-    body = f"""
-        SELECT c.cohort,
-               CAST(date_diff('month', c.cohort, m.month) AS INTEGER) AS months_since,
-               count(*) AS customers
-        FROM (SELECT customer_id, CAST(date_trunc('month', first_order_at) AS DATE) AS cohort
-              FROM customer_features
-              WHERE first_order_at IS NOT NULL
-                AND customer_id IN (SELECT customer_id FROM audience)) c
-        JOIN customer_order_months m USING (customer_id)
-        WHERE {cohort_months} AND {active_months} AND m.month >= c.cohort
-        GROUP BY ALL
-        ORDER BY 1, 2
-    """  # noqa: S608 - only placeholders and constant column names are formatted in
-    sql = _with_audience(cur, flt, q, body)
-    df = fetch_df(cur, sql, q.params)
+    rows, _ = _months(cur, flt, a)
+    sizes = rows[rows["cohort"] == rows["month"]].set_index("cohort")["customers"]
+    # Cohorts that started before the range have no month 0 in it: they are left out.
+    df = rows[rows["cohort"].isin(sizes.index)].copy()
     if df.empty:
         return _unavailable(NO_ORDERS, COHORT_COLUMNS)
-    df["customers"] = df["customers"].astype("int64")
-    sizes = df[df["months_since"] == 0].set_index("cohort")["customers"]
-    df["cohort_size"] = df["cohort"].map(sizes).fillna(0).astype("int64")
-    df["retention"] = df["customers"] / df["cohort_size"].where(df["cohort_size"] > 0)
-    df = _mark_small(df, "cohort_size")
+    cohort = pd.to_datetime(df["cohort"])
+    month = pd.to_datetime(df["month"])
+    df["months_since"] = (
+        (month.dt.year - cohort.dt.year) * 12 + (month.dt.month - cohort.dt.month)
+    ).astype("int64")
+    df = _ints(df, "customers")
+    df["cohort_size"] = df["cohort"].map(sizes).astype("int64")
+    df["retention"] = df["customers"] / df["cohort_size"]
+    df = _mark_small(df, "cohort_size").sort_values(["cohort", "months_since"])
     return ChartData(df[list(COHORT_COLUMNS)].reset_index(drop=True), int(sizes.sum()))
 
 
@@ -1013,23 +1193,21 @@ def best_customers(
     if not 1 <= n <= 10_000:
         raise ValidationError(f"the number of best customers runs from 1 to 10,000, got {n}")
     column = BEST_BY[by]
-    missing, size = _precheck(cur, flt, BEST_COLUMNS)
+    missing, a = _precheck(cur, flt, BEST_COLUMNS)
     if missing:
         return missing
-    q = _Sql()
-    body = f"""
+    # Top-N first on the features alone, then the few winners are joined to their details.
+    sql = f"""
         SELECT f.customer_id, f.monetary, f.frequency, f.average_order_value, f.tenure_days,
                f.recency_days, s.rfm_group, c.country
-        FROM audience a
-        JOIN customer_features f USING (customer_id)
+        FROM (SELECT * FROM customer_features f WHERE f.{column} IS NOT NULL
+              AND {a.member('f')} ORDER BY f.{column} DESC, f.customer_id LIMIT {int(n)}) f
         JOIN analysis_customers c USING (customer_id)
         LEFT JOIN customer_segments s USING (customer_id)
-        WHERE f.{column} IS NOT NULL
         ORDER BY f.{column} DESC, f.customer_id
-        LIMIT {q.bind(n)}
-    """  # noqa: S608 - column from BEST_BY; values bound
-    df = fetch_df(cur, _with_audience(cur, flt, q, body), q.params)
-    return ChartData(df, size)
+    """  # noqa: S608 - column from BEST_BY; member() a constant condition; n an int checked above
+    df = _cached(cur, "best", f"{a.key}|{column}|{n}", lambda: (sql, {}))
+    return ChartData(df, a.customers)
 
 
 AUDIENCE_COLUMNS = ("customer_id", "email")
@@ -1038,21 +1216,21 @@ AUDIENCE_COLUMNS = ("customer_id", "email")
 def audience_export(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> ChartData:
     """The filtered customers for an audience export, by customer id.
 
-    Out: customer_id, email. Only consenting customers are ever listed (analysis views);
-    the email is given only when present and the customer opted in to the newsletter
-    (marketing consent), else it is empty. Name the file with audience_file_name(flt).
+    Out: customer_id, email. Only consenting customers are ever listed: the consent view is
+    read afresh on every export, never from a cache. The email is given only when present
+    and the customer opted in to the newsletter (marketing consent), else it is empty.
+    Name the file with audience_file_name(flt).
     """
-    if not _features_ready(cur):
+    if _state(cur) is None:
         return _unavailable(NO_FEATURES, AUDIENCE_COLUMNS)
     q = _Sql()
-    body = """
-        SELECT c.customer_id,
-               CASE WHEN c.newsletter_opt_in AND nullif(trim(c.email), '') IS NOT NULL
-                    THEN c.email END AS email
-        FROM audience a JOIN analysis_customers c USING (customer_id)
-        ORDER BY c.customer_id
-    """
-    df = fetch_df(cur, _with_audience(cur, flt, q, body), q.params)
+    sql = (
+        "SELECT c.customer_id, CASE WHEN c.newsletter_opt_in "  # noqa: S608 - the audience query binds every value
+        "AND nullif(trim(c.email), '') IS NOT NULL THEN c.email END AS email "
+        f"FROM ({_audience_sql(flt, q)}) a JOIN analysis_customers c USING (customer_id) "
+        "ORDER BY c.customer_id"
+    )
+    df = fetch_df(cur, sql, q.params)
     if df.empty:
         return _unavailable(NO_MATCHING_CUSTOMERS, AUDIENCE_COLUMNS)
     return ChartData(df, len(df))
@@ -1107,7 +1285,7 @@ def _compare_parts(
     for by in ORDER_MIX_BY:
         parts[f"order_{by}"] = (order_mix(cur, flt, by), "value", "order_share", "customers")
     parts["category"] = (category_mix(cur, flt), "category", "revenue_share", "customers")
-    for by in _CART_BY:
+    for by in SESSION_BREAKDOWNS:
         parts[f"cart_abandonment_{by}"] = (
             cart_abandonment(cur, flt, by), "value", "abandonment_rate", "customers",
         )
@@ -1120,10 +1298,12 @@ def compare(
 ) -> Comparison:
     """Compare filter `a` with filter `b`, or with everyone (in a's date range) when b is None."""
     base = b if b is not None else CustomerFilter(start=a.start, end=a.end)
-    n_a = _audience_size(cur, a) if _features_ready(cur) else 0
-    n_b = _audience_size(cur, base) if _features_ready(cur) else 0
     parts_a = _compare_parts(cur, a)
+    audience_a = _audience(cur, a)
     parts_b = _compare_parts(cur, base)
+    audience_b = _audience(cur, base)
+    n_a = audience_a.customers if audience_a else 0
+    n_b = audience_b.customers if audience_b else 0
     frames: list[pd.DataFrame] = []
     unavailable: dict[str, str] = {}
     for key, (chart_a, value_col, metric, customers_col) in parts_a.items():

@@ -1,7 +1,8 @@
 """Customer features: one row per consenting customer in `customer_features`, computed in SQL.
 
 The same transaction writes the per-customer rollups (`customer_session_devices`,
-`customer_session_sources`, `customer_order_mix`, `customer_order_hours`, `customer_order_months`,
+`customer_session_sources`, `customer_order_values`, `customer_order_hours`,
+`customer_order_months`,
 `customer_category_revenue`) and the RFM/behavioural segments, so that the explorer
 aggregates about one row per customer and value instead of the raw orders and sessions.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 import duckdb
 
-from persona_engine.store import fetch_value, transaction
+from persona_engine.store import fetch_value, set_setting, transaction
 
 # Called after each step with (steps done, total steps, name of the step just done).
 ProgressCallback = Callable[[int, int, str], None]
@@ -82,10 +83,12 @@ FEATURE_STEPS: tuple[str, ...] = (
     "segments",
 )
 
+FEATURES_STATE_SETTING = "features_state"
+
 ROLLUP_TABLES: tuple[str, ...] = (
     "customer_session_devices",
     "customer_session_sources",
-    "customer_order_mix",
+    "customer_order_values",
     "customer_order_hours",
     "customer_order_months",
     "customer_category_revenue",
@@ -178,12 +181,19 @@ FROM feature_session_slots
 GROUP BY ALL
 """
 
-_ORDER_MIX_SQL = """
-INSERT INTO customer_order_mix
-SELECT customer_id, channel, device, payment_method, count(*), sum(amount)
+# One row per customer, dimension (channel, device, payment_method) and value.
+_ORDER_VALUES_SQL = """
+INSERT INTO customer_order_values
+SELECT customer_id,
+    CASE WHEN grouping(channel) = 0 THEN 'channel'
+         WHEN grouping(device) = 0 THEN 'device' ELSE 'payment_method' END,
+    CASE WHEN grouping(channel) = 0 THEN channel
+         WHEN grouping(device) = 0 THEN device ELSE payment_method END,
+    count(*), sum(amount)
 FROM analysis_orders
 WHERE status = 'completed' AND ordered_at < $ref
-GROUP BY ALL
+GROUP BY GROUPING SETS ((customer_id, channel), (customer_id, device),
+                        (customer_id, payment_method))
 """
 
 _ORDER_HOURS_SQL = """
@@ -194,12 +204,17 @@ WHERE status = 'completed' AND ordered_at < $ref
 GROUP BY ALL
 """
 
+# `cohort` is the month of the customer's first completed order.
 _ORDER_MONTHS_SQL = """
-INSERT INTO customer_order_months
-SELECT customer_id, CAST(date_trunc('month', ordered_at) AS DATE), count(*), sum(amount)
-FROM analysis_orders
-WHERE status = 'completed' AND ordered_at < $ref
-GROUP BY ALL
+INSERT INTO customer_order_months (customer_id, month, orders, revenue, cohort)
+SELECT customer_id, month, orders, revenue, min(month) OVER (PARTITION BY customer_id)
+FROM (
+    SELECT customer_id, CAST(date_trunc('month', ordered_at) AS DATE) AS month,
+           count(*) AS orders, sum(amount) AS revenue
+    FROM analysis_orders
+    WHERE status = 'completed' AND ordered_at < $ref
+    GROUP BY ALL
+)
 """
 
 # Category revenue is the value of the items (quantity x unit price): `amount` is per order
@@ -249,9 +264,9 @@ WITH ord AS (
     GROUP BY customer_id
 ),
 order_device AS (
-    SELECT customer_id, first(device ORDER BY n DESC, device) AS device
-    FROM (SELECT customer_id, device, sum(orders) AS n FROM customer_order_mix
-          WHERE device IS NOT NULL GROUP BY ALL)
+    SELECT customer_id, first(value ORDER BY orders DESC, value) AS device
+    FROM customer_order_values
+    WHERE dimension = 'device' AND value IS NOT NULL
     GROUP BY customer_id
 ),
 sess AS (
@@ -405,7 +420,7 @@ def compute_customer_features(
             cur.execute(sql, _params(sql, values))
         cur.execute("DROP TABLE feature_session_slots")
         step()
-        for sql in (_ORDER_MIX_SQL, _ORDER_HOURS_SQL, _ORDER_MONTHS_SQL):
+        for sql in (_ORDER_VALUES_SQL, _ORDER_HOURS_SQL, _ORDER_MONTHS_SQL):
             cur.execute(sql, _params(sql, values))
         step()
         cur.execute(_CATEGORY_SQL, _params(_CATEGORY_SQL, values))
@@ -414,6 +429,9 @@ def compute_customer_features(
         written = int(fetch_value(cur, "SELECT count(*) FROM customer_features") or 0)
         step()
         write_segments(cur, rules)
+        # Lets readers (the explorer's caches) tell which computation they see, and whether
+        # consent changed since: "<computed_at>|<consenting customers at that time>".
+        set_setting(cur, FEATURES_STATE_SETTING, f"{values['computed_at'].isoformat()}|{written}")
         step()
     return written
 

@@ -317,7 +317,7 @@ def test_hand_computed_customers(shop):
 
 def test_non_consenting_customer_has_no_row(shop):
     assert shop.execute("SELECT count(*) FROM customer_features WHERE customer_id = 31").fetchall()[0][0] == 0
-    for table in ("customer_session_devices", "customer_order_mix", "customer_category_revenue", "customer_segments"):
+    for table in ("customer_session_devices", "customer_order_values", "customer_category_revenue", "customer_segments"):
         count = shop.execute(f"SELECT count(*) FROM {table} WHERE customer_id = 31").fetchall()[0][0]
         assert count == 0, table
 
@@ -362,7 +362,9 @@ def test_recompute_replaces_previous_content(shop):
     assert first == second == 32
     assert shop.execute("SELECT count(*), count(DISTINCT customer_id) FROM customer_features").fetchall() == [(32, 32)]
     # Rollups are replaced too, not appended: customer 29's ten orders are counted once.
-    assert shop.execute("SELECT sum(orders) FROM customer_order_mix WHERE customer_id = 29").fetchall() == [(10,)]
+    assert shop.execute(
+        "SELECT sum(orders) FROM customer_order_values WHERE customer_id = 29 AND dimension = 'channel'"
+    ).fetchall() == [(10,)]
 
 
 def test_progress_reports_every_step(store):

@@ -437,6 +437,23 @@ CREATE TABLE customer_session_sources (
 );
 """
 
+# Order mix as one row per customer, dimension and value: counting customers per value is
+# then a plain count, not a DISTINCT over the combined (channel, device, payment) rows; and
+# each month row carries the customer's first-order month, so cohorts need no join.
+ORDER_ROLLUPS = """
+DROP TABLE customer_order_mix;
+
+CREATE TABLE customer_order_values (
+    customer_id BIGINT NOT NULL,
+    dimension   VARCHAR NOT NULL,
+    value       VARCHAR,
+    orders      INTEGER NOT NULL,
+    revenue     DOUBLE NOT NULL
+);
+
+ALTER TABLE customer_order_months ADD COLUMN cohort DATE;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core shop tables", CORE_TABLES),
     Migration(2, "features and clustering", ANALYSIS_TABLES),
@@ -446,6 +463,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "explorer: segments and per-customer rollups", EXPLORER_TABLES),
     Migration(7, "application users and roles", APP_USERS),
     Migration(8, "explorer: session rollups by device and by source", SESSION_ROLLUPS),
+    Migration(9, "explorer: order values by dimension, cohort month", ORDER_ROLLUPS),
 )
 
 # Tables holding one shop's data and everything derived from it; replacing the shop (a new
@@ -456,6 +474,6 @@ ALL_DATA_TABLES: tuple[str, ...] = (
     "persona_members", "persona_history", "persona_comments", "persona_presence", "personas",
     "actions", "sample_truth", "sample_effects", "customer_segments", "customer_session_devices",
     "customer_session_sources",
-    "customer_order_mix", "customer_order_hours", "customer_order_months",
+    "customer_order_values", "customer_order_hours", "customer_order_months",
     "customer_category_revenue",
 )
