@@ -3,7 +3,8 @@
 Every preset fills the same TEMP tables (ingest_customers, ingest_products,
 ingest_orders, ingest_order_items, ingest_sessions) keyed by the source's own ids
 (external ids); the writer maps those to integer ids and replaces the shop in one
-transaction.
+transaction. Order items may carry their ids already computed (order_id, product_id),
+which saves the writer mapping ten million lines one by one.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ CREATE OR REPLACE TEMP TABLE ingest_orders (
     currency VARCHAR
 );
 CREATE OR REPLACE TEMP TABLE ingest_order_items (
-    order_external_id VARCHAR, product_external_id VARCHAR, quantity INTEGER, unit_price DOUBLE
+    order_external_id VARCHAR, product_external_id VARCHAR, quantity INTEGER, unit_price DOUBLE,
+    order_id BIGINT, product_id BIGINT
 );
 CREATE OR REPLACE TEMP TABLE ingest_sessions (
     external_id VARCHAR, customer_external_id VARCHAR, started_at TIMESTAMP, device VARCHAR,
@@ -111,6 +113,7 @@ class BuildContext:
         target: str,
         append: bool = False,
         hard_fields: Sequence[str] = (),
+        row_hash: bool = False,
     ) -> None:
         """Type one staged source into TEMP `target` and record its soft problems.
 
@@ -118,7 +121,8 @@ class BuildContext:
         import instead: guessing such a value is not acceptable.
         """
         problems = type_columns(
-            self.cur, staged, fields, resolved, self.temp(target), self.temp_files, append=append
+            self.cur, staged, fields, resolved, self.temp(target), self.temp_files, append=append,
+            row_hash=row_hash,
         )
         hard = {resolved[name] for name in hard_fields if name in resolved}
         for problem in problems:

@@ -175,7 +175,6 @@ def import_files(
         report.rows_skipped = sum(ctx.bad_rows.values())
         step(f"checked {report.total_rows_read:,} rows: {len(report.problems)} problem(s)")
         check_keys(cur)
-        counts = staged_counts(cur)
         if report.problems and on_soft_errors == "stop" and not dry_run:
             first = report.problems[0]
             more = len(report.problems) - 1
@@ -186,12 +185,21 @@ def import_files(
                 report,
             )
         if dry_run:
-            report.rows_written = counts
+            # Counting the staged rows costs a pass over them: dry runs only.
+            report.rows_written = staged_counts(cur)
             report.seconds = time.perf_counter() - started
             return report
-        with transaction(cur):
-            report.import_id = replace_shop(
-                cur, report, [str(p) for p in paths], hashes, started_at)
+        try:
+            with transaction(cur):
+                report.import_id = replace_shop(
+                    cur, report, [str(p) for p in paths], hashes, started_at)
+        except duckdb.TransactionException as e:
+            # Another import or a sample generation wrote the shop meanwhile; ours was
+            # rolled back whole.
+            raise ImportRejected(
+                "the shop was changed by another import or generation while this one ran; "
+                "nothing was written: import again"
+            ) from e
         report.committed = True
         step(f"wrote {sum(report.rows_written.values()):,} rows")
     finally:

@@ -212,7 +212,7 @@ def _fill_canonical(ctx: BuildContext, tables: set[str], consent_tables: set[str
         _fill_transactions(ctx)
     if "order_items" in tables:
         cur.execute("""
-            INSERT INTO ingest_order_items
+            INSERT INTO ingest_order_items (order_external_id, product_external_id, quantity, unit_price)
             SELECT order_id, product_id, quantity, CAST(unit_price AS DOUBLE) FROM ingest_g_order_items
         """)
     if "sessions" in tables:
@@ -279,7 +279,7 @@ def _fill_transactions(ctx: BuildContext) -> None:
         FROM ingest_g_txn_orders
     """)
     cur.execute("""
-        INSERT INTO ingest_order_items
+        INSERT INTO ingest_order_items (order_external_id, product_external_id, quantity, unit_price)
         SELECT order_id, NULL, quantity, CAST(amount / quantity AS DOUBLE)
         FROM ingest_g_txn_orders WHERE quantity IS NOT NULL AND quantity <> 0
     """)

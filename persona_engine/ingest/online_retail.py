@@ -96,7 +96,7 @@ def build(ctx: BuildContext) -> None:
         ctx.require_consent_column(staged)
         resolved = resolve_columns(staged, fields, LAYOUT, explicit)
         ctx.typed(staged, fields, resolved, _LINES, append=staged.index > 0,
-                  hard_fields=("consent",))
+                  hard_fields=("consent",), row_hash=True)
         ctx.finish_file(staged, _LINES)
     if len(ctx.staged) > 1:
         _merge_overlapping_files(ctx)
@@ -148,7 +148,8 @@ def _summarise_invoices(ctx: BuildContext) -> None:
     # each invoice, the order it becomes and the line counts the rules report.
     ctx.cur.execute(f"""
         CREATE OR REPLACE TEMP TABLE {ctx.temp(_INVOICES)} AS
-        SELECT invoice, kind, customer_id, first_at, amount, kept_lines,
+        SELECT invoice, ingest_key(invoice) AS order_id, kind, customer_id, first_at, amount,
+               kept_lines,
                customers, countries, spread_minutes, times, lines, zero_price_lines,
                service_lines, excluded_b, excluded_fee,
                CASE WHEN kind IN ('sale', 'cancellation') AND kept_lines > 0 THEN true
@@ -229,11 +230,9 @@ def _count_rules(ctx: BuildContext) -> None:
              "service", "sale", "cancellation", "guest")
     for name, value in zip(names, sums, strict=True):
         ctx.rule(RULES[name], int(value or 0))
-    ctx.rule(RULES["duplicates"], ctx.count(f"""
-        SELECT count(*) - count(DISTINCT hash(invoice, stock_code, description, quantity,
-                                              invoice_date, unit_price, customer_id, country))
-        FROM {_LINES} WHERE NOT _bad
-    """))  # noqa: S608
+    ctx.rule(RULES["duplicates"], ctx.count(
+        f"SELECT count(*) - count(DISTINCT _line_hash) FROM {_LINES} WHERE NOT _bad"  # noqa: S608
+    ))
 
 
 def _fill_canonical(ctx: BuildContext) -> None:
@@ -249,8 +248,12 @@ def _fill_canonical(ctx: BuildContext) -> None:
     cur.execute(f"""
         CREATE TEMP VIEW ingest_order_items AS
         SELECT l.invoice AS order_external_id, l.stock_code AS product_external_id,
-               l.quantity, CAST(l.unit_price AS DOUBLE) AS unit_price
-        FROM {_LINES} l JOIN {_INVOICES} i ON i.invoice = l.invoice AND i.is_order
+               l.quantity, CAST(l.unit_price AS DOUBLE) AS unit_price,
+               i.order_id, p.product_id
+        FROM {_LINES} l
+        JOIN {_INVOICES} i ON i.invoice = l.invoice AND i.is_order
+        JOIN (SELECT external_id, ingest_key(external_id) AS product_id FROM ingest_products) p
+          ON p.external_id = l.stock_code
         WHERE NOT l._bad AND NOT {_EXCLUDED_LINE}
     """)  # noqa: S608
 

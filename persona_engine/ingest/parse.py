@@ -281,6 +281,7 @@ def _materialise(
     append: bool,
     conventions: tuple[set[str], set[str]],
     temp: TempFiles,
+    row_hash: bool,
 ) -> None:
     comma, day_first = conventions
     selects = [f"CAST({staged.index} AS INTEGER) AS _file"]
@@ -298,6 +299,9 @@ def _materialise(
         if f.needs_value:
             bad.append(f"{f.name} IS NULL")
     selects.append(f"({' OR '.join(bad) or 'false'}) AS _bad")
+    if row_hash:
+        # A hash of the line as written, for counting exact duplicate lines cheaply later.
+        selects.append(f"hash({', '.join(sorted(staged.columns.values()))}) AS _line_hash")
     select = f"SELECT {', '.join(selects)} FROM {staged.from_sql}"  # noqa: S608 - generated
     if append:
         sql = f"INSERT INTO {target} {select}"
@@ -319,13 +323,15 @@ def type_columns(
     target: str,
     temp: TempFiles,
     append: bool = False,
+    row_hash: bool = False,
 ) -> list[SoftProblem]:
     """Read one staged source into TEMP table `target`, typed; return its soft problems.
 
     `target` gets `_file` (staged.index), one typed column per field (typed NULLs for
     fields without a column), `_raw_<field>` (the text of values that did not parse)
     and `_bad` (a value did not parse, or a field that needs a value has none). With
-    `append`, rows are added to an existing `target` (several files of one layout).
+    `append`, rows are added to an existing `target` (several files of one layout); with
+    `row_hash`, `_line_hash` holds a hash of the row's text as written.
     Refuses a source without any data row.
     """
     columns: dict[str, tuple[Field, str]] = {}
@@ -333,7 +339,7 @@ def type_columns(
         if f.name in resolved:
             columns[f.name] = (f, staged.columns[resolved[f.name]])
     conventions = _detect_conventions(cur, staged, columns, sample=True)
-    _materialise(cur, staged, fields, columns, target, append, conventions, temp)
+    _materialise(cur, staged, fields, columns, target, append, conventions, temp, row_hash)
     if staged.rows == 0 and staged.malformed_count == 0:
         raise ImportRejected(f"{staged.label} is empty: expected a header line and at least one data line")
     problems = _problems(cur, staged, fields, resolved, target, conventions[1])
@@ -347,7 +353,7 @@ def type_columns(
         if whole != conventions:
             if append:
                 cur.execute(f"DELETE FROM {target} WHERE _file = ?", [staged.index])  # noqa: S608
-            _materialise(cur, staged, fields, columns, target, append, whole, temp)
+            _materialise(cur, staged, fields, columns, target, append, whole, temp, row_hash)
             problems = _problems(cur, staged, fields, resolved, target, whole[1])
     return problems
 

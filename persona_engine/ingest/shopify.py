@@ -224,7 +224,7 @@ def _fill_canonical(ctx: BuildContext) -> None:
     ctx.rule(RULES["no_total"], ctx.count(f"SELECT count(*) FROM {orders} WHERE total IS NULL"))  # noqa: S608
 
     cur.execute(f"""
-        INSERT INTO ingest_order_items
+        INSERT INTO ingest_order_items (order_external_id, product_external_id, quantity, unit_price)
         SELECT name, coalesce(lineitem_sku, lineitem_name), lineitem_quantity,
                CAST(lineitem_price AS DOUBLE)
         FROM {_LINES}

@@ -90,7 +90,8 @@ _INSERTS = (
     """),
     ("order_items", """
         INSERT INTO order_items (order_id, product_id, quantity, unit_price)
-        SELECT ingest_key(order_external_id), ingest_key(product_external_id), quantity, unit_price
+        SELECT coalesce(order_id, ingest_key(order_external_id)),
+               coalesce(product_id, ingest_key(product_external_id)), quantity, unit_price
         FROM ingest_order_items
     """),
     ("sessions", """
