@@ -25,9 +25,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from persona_engine.store import open_store
 
     store = open_store(args.db)  # first, so a locked file is reported before any work
-    from sample_data.generator import generate_shop
-
     from persona_engine.features import compute_customer_features
+    from sample_data.generator import generate_shop
 
     try:
         summary = generate_shop(

@@ -40,3 +40,24 @@ def test_overview_kpi_and_language_switch(server, page, tmp_path):
     tile = page.locator("[data-testid='stMetric']").filter(has_text="Commandes")
     french = f"{orders:,}".replace(",", NARROW_NBSP)
     assert tile.locator("[data-testid='stMetricValue']").inner_text() == french
+
+
+def test_first_visit_after_start_on_a_direct_link_gets_the_app_frame(page, tmp_path):
+    # Streamlit treats an app with a pages/ folder as folder-navigated until st.navigation
+    # has run once; ui/__init__.py corrects that so a first visitor on a deep link still gets
+    # the app's sidebar (language switch), not a bare page.
+    from tests.e2e.conftest import start_server
+
+    db = tmp_path / "fresh.duckdb"
+    s = open_store(db)
+    generate_shop(s.cursor(), n_customers=300, seed=1)
+    s.close()
+    proc, url = start_server(db)
+    try:
+        page.goto(f"{url}/persona_editor")
+        wait_for_app(page)
+        page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").wait_for()
+        assert page.locator("[data-testid='stSidebarNav']").count() == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
