@@ -208,3 +208,29 @@ def test_json_report_is_serialisable(cur):
     assert json.loads(stored)["rows_written"]["orders"] == 7
     assert json.dumps(report.to_dict(), default=str)
     assert get_setting(cur, "source") == "import"
+
+
+@pytest.mark.parametrize(
+    ("name", "delimiter", "encoding"),
+    [
+        ("orders.tsv", "\t", "utf-8"),
+        ("orders.txt", "|", "utf-8"),
+        ("orders.csv", ";", "utf-8-sig"),
+        ("orders.csv", ",", "utf-16"),  # with its byte-order mark, as Excel writes it
+        ("orders.csv.gz", ",", "utf-8"),
+    ],
+)
+def test_delimiters_encodings_and_gzip_give_the_same_orders(cur, tmp_path, name, delimiter, encoding):
+    import gzip
+
+    text = fixture("orders.csv").read_text().replace(",", delimiter)
+    path = tmp_path / name
+    data = text.encode(encoding)
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    _import(cur, [path])
+    rows = cur.execute("SELECT external_id, round(amount, 2), status FROM orders ORDER BY 1")
+    assert rows.fetchall() == [
+        ("1001", 69.8, "completed"), ("1002", 35.0, "completed"), ("1003", 49.9, "returned"),
+        ("1004", 19.9, "completed"), ("1005", 84.9, "completed"), ("1006", 19.9, "completed"),
+        ("1007", 44.8, "cancelled"),
+    ]

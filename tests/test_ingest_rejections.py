@@ -205,3 +205,24 @@ def test_copying_the_sample_keeps_the_fingerprint(shop, tmp_path):
     shutil.copy(fixture("online_retail_ii.csv"), other)
     import_files(cur, [other], "online-retail", compute_features=False)
     assert db_fingerprint(cur) != before
+
+
+def test_malformed_lines_are_soft_problems_and_later_line_numbers_stay_right(shop, tmp_path):
+    cur, _ = shop
+    lines = SAMPLE.read_text().splitlines()
+    lines[4] = lines[4] + ",EXTRA"  # file line 5 has nine fields
+    cells = lines[9].split(",")  # file line 10: a date that is no date
+    cells[4] = "yesterday"
+    lines[9] = ",".join(cells)
+    path = tmp_path / "broken.csv"
+    path.write_text("\n".join(lines) + "\n")
+    report = check_files(cur, [path], "online-retail")
+    malformed, dates = report.problems
+    assert malformed.message.startswith("broken.csv: 1 line cannot be split into columns, "
+                                        "e.g. line 5: ")
+    # Line 10 is the 8th row read (line 5 was set aside): its number must still be 10.
+    assert dates.examples == ["line 10: 'yesterday'"]
+    imported = import_files(cur, [path], "online-retail", on_soft_errors="skip",
+                            compute_features=False)
+    assert imported.total_rows_read == 36 and imported.rows_skipped == 2
+    assert cur.execute("SELECT count(*) FROM order_items").fetchall() == [(29,)]  # 31 - 2
