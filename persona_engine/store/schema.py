@@ -454,6 +454,21 @@ CREATE TABLE customer_order_values (
 ALTER TABLE customer_order_months ADD COLUMN cohort DATE;
 """
 
+# Clustering (issue 5): each customer's distance to its cluster's centre (the "most
+# representative customers" of a persona are the closest), and the 2-D projection of a
+# sample, stored with the run so that the scatter shows what the run saw.
+CLUSTERING_EXTRAS = """
+ALTER TABLE cluster_assignments ADD COLUMN distance DOUBLE;
+
+CREATE TABLE cluster_projection (
+    run_id      INTEGER NOT NULL,
+    customer_id BIGINT NOT NULL,
+    cluster     INTEGER NOT NULL,
+    x           DOUBLE NOT NULL,
+    y           DOUBLE NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core shop tables", CORE_TABLES),
     Migration(2, "features and clustering", ANALYSIS_TABLES),
@@ -464,13 +479,15 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "application users and roles", APP_USERS),
     Migration(8, "explorer: session rollups by device and by source", SESSION_ROLLUPS),
     Migration(9, "explorer: order values by dimension, cohort month", ORDER_ROLLUPS),
+    Migration(10, "clustering: distance to centre, projection sample", CLUSTERING_EXTRAS),
 )
 
 # Tables holding one shop's data and everything derived from it; replacing the shop (a new
 # sample, a fresh import) empties them all. schema_migrations and shop_settings stay.
 ALL_DATA_TABLES: tuple[str, ...] = (
     "events", "sessions", "order_items", "orders", "products", "customers",
-    "customer_features", "cluster_assignments", "cluster_profiles", "clustering_runs",
+    "customer_features", "cluster_assignments", "cluster_profiles", "cluster_projection",
+    "clustering_runs",
     "persona_members", "persona_history", "persona_comments", "persona_presence", "personas",
     "actions", "sample_truth", "sample_effects", "customer_segments", "customer_session_devices",
     "customer_session_sources",
