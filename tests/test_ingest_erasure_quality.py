@@ -23,13 +23,17 @@ def shop(cur):
     import_files(cur, LAYOUT_FILES, "generic", compute_features=True)
     # Rows other modules write about Camille: a persona membership, a cluster assignment,
     # a planted archetype, and events of her session (one without her id on it).
-    cur.execute("INSERT INTO persona_members VALUES (1, ?, 1)", [CAMILLE])
-    cur.execute("INSERT INTO cluster_assignments VALUES (1, ?, 0, 0.5)", [CAMILLE])
-    cur.execute("INSERT INTO sample_truth VALUES (?, 'loyal')", [CAMILLE])
+    cur.execute("INSERT INTO persona_members (persona_id, customer_id, run_id) VALUES (1, ?, 1)",
+                [CAMILLE])
+    cur.execute("INSERT INTO cluster_assignments (run_id, customer_id, cluster) VALUES (1, ?, 0)",
+                [CAMILLE])
+    cur.execute("INSERT INTO sample_truth (customer_id, archetype) VALUES (?, 'loyal')", [CAMILLE])
     session = stable_id("S1")
-    cur.execute("INSERT INTO events VALUES (?, ?, ?, 'page_view', NULL, NULL, NULL)",
+    cur.execute("INSERT INTO events (session_id, customer_id, ts, type) "
+                "VALUES (?, ?, ?, 'page_view')",
                 [session, CAMILLE, datetime(2024, 1, 5, 9, 51)])
-    cur.execute("INSERT INTO events VALUES (?, NULL, ?, 'page_view', NULL, NULL, NULL)",
+    cur.execute("INSERT INTO events (session_id, customer_id, ts, type) "
+                "VALUES (?, NULL, ?, 'page_view')",
                 [session, datetime(2024, 1, 5, 9, 52)])
     # An anonymous session that led to Camille's order 1001.
     cur.execute("UPDATE sessions SET order_id = ? WHERE session_id = ?",

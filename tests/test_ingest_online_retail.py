@@ -18,6 +18,7 @@ from persona_engine.store import get_setting
 from tests.fixtures.ingest.helpers import dangling_references, fixture, temp_objects
 
 SAMPLE = fixture("online_retail_sample.csv")
+HEADER_LINE = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"
 
 
 def _import(cur, *files, **options):
@@ -262,3 +263,18 @@ def test_consent_declared_none_and_all(cur):
     assert get_setting(cur, "consent") == "none"
     _import(cur, SAMPLE, consent="all")
     assert cur.execute("SELECT count(*) FROM analysis_customers").fetchall() == [(9,)]
+
+
+def test_latin1_bytes_after_the_first_megabyte(cur, tmp_path):
+    # 20,000 ASCII lines (about 2 MB), then one Latin-1 line: the encoding is decided on
+    # the whole file, not on its first megabyte.
+    lines = [HEADER_LINE]
+    lines += [f"{600000 + i // 5},2{i % 1000:04d},PLAIN DESCRIPTION {i},1,2011-05-02 10:00:00,"
+              "1.5,12345.0,United Kingdom" for i in range(20_000)]
+    lines.append("700000,90001,CAFÉ £5,2,2011-05-02 10:00:00,5.0,12345.0,France")
+    path = tmp_path / "late_latin1.csv"
+    path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    report = _import(cur, path)
+    assert report.problems == [] and report.total_rows_read == 20_001
+    assert cur.execute("SELECT name FROM products WHERE external_id = '90001'").fetchall() == [
+        ("CAFÉ £5",)]

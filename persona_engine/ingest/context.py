@@ -22,7 +22,7 @@ from persona_engine.ingest.report import (
     ImportReport,
     SoftProblem,
 )
-from persona_engine.ingest.sources import StagedFile, TempFiles
+from persona_engine.ingest.sources import StagedFile
 
 CANONICAL_TABLES_SQL = """
 CREATE OR REPLACE TEMP TABLE ingest_customers (
@@ -65,7 +65,6 @@ class BuildContext:
     report: ImportReport
     consent: str
     pseudonymise: bool
-    temp_files: TempFiles
     mapping: list[dict[str, object]] = field(default_factory=list)
     bad_rows: dict[str, int] = field(default_factory=dict)
     temp_tables: list[str] = field(default_factory=list)
@@ -121,8 +120,7 @@ class BuildContext:
         import instead: guessing such a value is not acceptable.
         """
         problems = type_columns(
-            self.cur, staged, fields, resolved, self.temp(target), self.temp_files, append=append,
-            row_hash=row_hash,
+            self.cur, staged, fields, resolved, self.temp(target), append=append, row_hash=row_hash,
         )
         hard = {resolved[name] for name in hard_fields if name in resolved}
         for problem in problems:

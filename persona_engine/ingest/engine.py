@@ -26,8 +26,9 @@ from persona_engine.ingest.sources import (
     SourceFile,
     StagedFile,
     TempFiles,
+    detect_encoding,
     expand_inputs,
-    file_sha256,
+    scan_file,
     sniff_file,
     stage_file,
 )
@@ -61,7 +62,10 @@ def _sniff_all(paths: Sequence[Path], report: ImportReport) -> tuple[list[Source
     seen: dict[str, str] = {}
     for path in paths:
         source = sniff_file(path)
-        source.sha256 = file_sha256(path)
+        source.sha256, valid_utf8 = scan_file(path)
+        if source.kind == "csv" and source.encoding == "utf-8" and not valid_utf8:
+            # The first megabyte was UTF-8, a later byte is not: decide on the whole file.
+            source.encoding = detect_encoding(path, whole_file=True)
         if source.sha256 in seen:
             # The same export twice (renamed, or in two folders) must not count twice.
             report.notes.append(f"{path.name} has the same content as {seen[source.sha256]}: read once")
@@ -156,7 +160,7 @@ def import_files(
     step(f"checked {len(paths)} file(s)")
     temp = TempFiles()
     ctx = BuildContext(cur=cur, staged=[], report=report, consent=declared,
-                       pseudonymise=pseudonymise, temp_files=temp, mapping=mappings)
+                       pseudonymise=pseudonymise, mapping=mappings)
     try:
         install_macros(cur)
         install_id_macro(cur)

@@ -16,7 +16,7 @@ import duckdb
 
 from persona_engine.errors import ImportRejected
 from persona_engine.ingest.report import SoftProblem
-from persona_engine.ingest.sources import StagedFile, TempFiles, drop_rejects, execute_on_source
+from persona_engine.ingest.sources import StagedFile, drop_rejects, execute_on_source
 
 # Dates: ISO first (what DuckDB casts natively: 2010-12-01 08:26[:00], with T, with a
 # timezone offset, which is dropped: times stay the shop's wall-clock time), then
@@ -280,7 +280,6 @@ def _materialise(
     target: str,
     append: bool,
     conventions: tuple[set[str], set[str]],
-    temp: TempFiles,
     row_hash: bool,
 ) -> None:
     comma, day_first = conventions
@@ -307,7 +306,7 @@ def _materialise(
         sql = f"INSERT INTO {target} {select}"
     else:
         sql = f"CREATE OR REPLACE TEMP TABLE {target} AS {select}"
-    execute_on_source(cur, staged, sql, [], temp)
+    execute_on_source(cur, staged, sql, [])
     rows, first = cur.execute(
         f"SELECT count(*), min(rowid) FROM {target} WHERE _file = ?", [staged.index]  # noqa: S608
     ).fetchall()[0]
@@ -321,7 +320,6 @@ def type_columns(
     fields: Sequence[Field],
     resolved: Mapping[str, str],
     target: str,
-    temp: TempFiles,
     append: bool = False,
     row_hash: bool = False,
 ) -> list[SoftProblem]:
@@ -339,7 +337,7 @@ def type_columns(
         if f.name in resolved:
             columns[f.name] = (f, staged.columns[resolved[f.name]])
     conventions = _detect_conventions(cur, staged, columns, sample=True)
-    _materialise(cur, staged, fields, columns, target, append, conventions, temp, row_hash)
+    _materialise(cur, staged, fields, columns, target, append, conventions, row_hash)
     if staged.rows == 0 and staged.malformed_count == 0:
         raise ImportRejected(f"{staged.label} is empty: expected a header line and at least one data line")
     problems = _problems(cur, staged, fields, resolved, target, conventions[1])
@@ -353,7 +351,7 @@ def type_columns(
         if whole != conventions:
             if append:
                 cur.execute(f"DELETE FROM {target} WHERE _file = ?", [staged.index])  # noqa: S608
-            _materialise(cur, staged, fields, columns, target, append, whole, temp, row_hash)
+            _materialise(cur, staged, fields, columns, target, append, whole, row_hash)
             problems = _problems(cur, staged, fields, resolved, target, whole[1])
     return problems
 

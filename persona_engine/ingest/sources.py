@@ -91,7 +91,7 @@ class StagedFile:
         return f"{self.label} {self.line_word} {self.line_of(rowid)}"
 
 
-def _has_magic(path: Path) -> bytes:
+def _first_bytes(path: Path) -> bytes:
     with path.open("rb") as f:
         return f.read(8)
 
@@ -146,16 +146,35 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
     return unique
 
 
-def file_sha256(path: Path) -> str:
+def scan_file(path: Path) -> tuple[str, bool]:
+    """(SHA-256 of the file, whether its bytes are valid UTF-8), in one read of the file.
+
+    ASCII chunks skip the decoder (a chunk that is ASCII cannot break UTF-8 when no
+    multi-byte sequence is pending), so a 1 GB export costs about one hash pass.
+    """
     digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    valid = True
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 22), b""):
             digest.update(chunk)
-    return digest.hexdigest()
+            if valid and not (chunk.isascii() and not decoder.getstate()[0]):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    valid = False
+    if valid:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            valid = False
+    if _first_bytes(path).startswith(_GZIP_MAGIC):
+        valid = _scan_whole_file(path)[0]  # compressed bytes say nothing of the text
+    return digest.hexdigest(), valid
 
 
 def _open_binary(path: Path) -> io.BufferedIOBase:
-    head = _has_magic(path)
+    head = _first_bytes(path)
     if head.startswith(_GZIP_MAGIC):
         return gzip.open(path, "rb")  # type: ignore[return-value]
     return path.open("rb")
@@ -271,7 +290,7 @@ def sniff_file(path: Path) -> SourceFile:
     """
     if path.stat().st_size == 0:
         raise ImportRejected(f"{path.name} is empty: expected a header line and at least one data line")
-    head = _has_magic(path)
+    head = _first_bytes(path)
     suffix = _suffix(path)
     if head.startswith(_OLE_MAGIC):
         raise ImportRejected(
@@ -380,33 +399,20 @@ def _stage_csv(source: SourceFile, index: int, temp: TempFiles) -> StagedFile:
 
 
 def execute_on_source(
-    cur: duckdb.DuckDBPyConnection, staged: StagedFile, sql: str, params: list[Any], temp: TempFiles
+    cur: duckdb.DuckDBPyConnection, staged: StagedFile, sql: str, params: list[Any]
 ) -> None:
     """Run `sql` (which reads staged.from_sql; its parameters come first) and record the
     lines a CSV reader could not split (malformed lines), with their line numbers.
 
-    When the first megabyte looked like UTF-8 but a later byte is not, the whole file is
-    examined again and the statement re-run with the right encoding.
+    The encoding was settled before (sniff_file, then the whole file in scan_file), so
+    every line DuckDB sets aside here is a line of the wrong shape.
     """
-    for attempt in range(2):
-        try:
-            cur.execute(sql, [*staged.params, *params])
-            break
-        except duckdb.Error as e:
-            text = str(e)
-            source = staged.source
-            if (attempt == 0 and source.kind == "csv" and "unicode" in text.lower()
-                    and source.encoding == "utf-8"):
-                source.encoding = detect_encoding(source.path, whole_file=True)
-                if source.encoding == "utf-8":
-                    raise ImportRejected(
-                        f"{source.name}: unknown encoding ({_first_line(text)}); {EXPECTED_ENCODINGS}"
-                    ) from e
-                _csv_params(staged, temp)
-                continue
-            raise ImportRejected(
-                f"{staged.label} cannot be read as a {source.kind} file: {_first_line(text)}"
-            ) from e
+    try:
+        cur.execute(sql, [*staged.params, *params])
+    except duckdb.Error as e:
+        raise ImportRejected(
+            f"{staged.label} cannot be read as a {staged.source.kind} file: {_first_line(str(e))}"
+        ) from e
     if staged.source.kind != "csv":
         return
     rejects = cur.execute(_REJECTS_SQL).fetchall()
@@ -511,7 +517,7 @@ def stage_file(
     return _stage_excel(cur, source, index, table)
 
 
-def iter_preview_rows(source: SourceFile, n: int) -> Iterator[list[str]]:
+def _preview_rows(source: SourceFile, n: int) -> Iterator[list[str]]:
     assert source.encoding is not None and source.delimiter is not None
     text = _decode_sample(source.path, source.encoding)
     reader = csv.reader(io.StringIO(text), delimiter=source.delimiter, quotechar='"')
@@ -534,7 +540,7 @@ def preview_file(path: str | Path, n: int = 20) -> pd.DataFrame:
     source = sniff_file(p)
     if source.kind == "csv":
         header = csv_header(source)
-        rows = [(row + [""] * len(header))[: len(header)] for row in iter_preview_rows(source, n)]
+        rows = [(row + [""] * len(header))[: len(header)] for row in _preview_rows(source, n)]
         frame = pd.DataFrame(rows, columns=header, dtype="str")
     elif source.kind == "parquet":
         import pyarrow.parquet as pq
