@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--skip-features", action="store_true",
                         help="reuse customer features already computed in the file")
-    parser.add_argument("--repeat", type=int, default=2, help="page runs per filter (best kept)")
+    parser.add_argument("--repeat", type=int, default=2,
+                        help="runs of the whole filter sequence (best kept per filter)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
 
@@ -158,33 +159,39 @@ def main(argv: list[str] | None = None) -> int:
         for label, seconds in steps:
             print(f"    {label:<20} {seconds:6.2f} s")
 
-    report["filters"] = {}
-    for name, flt in typical_filters(cur).items():
-        # A filter change finds nothing cached: the cache is emptied before each cold run.
-        # The warm run right after is what a rerun with the same filter costs.
-        best: dict[str, float] | None = None
-        warm = 0.0
-        for _ in range(max(1, args.repeat)):
-            explore.clear_cache(cur)
-            run: dict[str, float] = {}
+    # The filters are applied in sequence, as a marketer clicks through them: each is a
+    # change from the previous one, so nothing of it is cached yet (a country added inside
+    # a date range reuses that range's rollups, as in the app). The rerun right after is
+    # what the same filter costs again. The sequence is repeated from an empty cache and
+    # the best run of each filter kept.
+    filters = typical_filters(cur)
+    runs: dict[str, list[tuple[dict[str, float], float, float]]] = {name: [] for name in filters}
+    for _ in range(max(1, args.repeat)):
+        explore.clear_cache(cur)
+        for name, flt in filters.items():
+            calls: dict[str, float] = {}
+            cpu_total = 0.0
             for label, call in page_calls():
-                _, wall, _ = timed(lambda call=call, flt=flt: call(cur, flt))
-                run[label] = wall
-            if best is None or sum(run.values()) < sum(best.values()):
-                best = run
+                _, wall, cpu = timed(lambda call=call, flt=flt: call(cur, flt))
+                calls[label] = wall
+                cpu_total += cpu
             _, warm, _ = timed(lambda flt=flt: [call(cur, flt) for _, call in page_calls()])
-        assert best is not None
-        total = sum(best.values())
+            runs[name].append((calls, cpu_total, warm))
+    report["filters"] = {}
+    for name, flt in filters.items():
+        calls, cpu_total, warm = min(runs[name], key=lambda r: sum(r[0].values()))
+        total = sum(calls.values())
         n = explore.audience_summary(cur, flt).n_customers
-        slowest = sorted(best.items(), key=lambda kv: -kv[1])[:3]
+        slowest = sorted(calls.items(), key=lambda kv: -kv[1])[:3]
         report["filters"][name] = {
-            "customers": n, "seconds": round(total, 3), "rerun_seconds": round(warm, 3),
-            "calls": {k: round(v, 4) for k, v in best.items()},
+            "customers": n, "seconds": round(total, 3), "cpu_seconds": round(cpu_total, 3),
+            "rerun_seconds": round(warm, 3), "calls": {k: round(v, 4) for k, v in calls.items()},
         }
         verdict = "OK" if total <= FILTER_BUDGET_S else "OVER BUDGET"
         print(
-            f"filter {name:<24} {n:>9,} customers  change {total:6.3f} s [{verdict}]  "
-            f"rerun {warm:5.3f} s  slowest: " + ", ".join(f"{k} {v:.3f}" for k, v in slowest),
+            f"filter {name:<24} {n:>9,} customers  change {total:6.3f} s (CPU {cpu_total:5.2f} s) "
+            f"[{verdict}]  rerun {warm:5.3f} s  slowest: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in slowest),
             flush=True,
         )
     report["load_average_end"] = os.getloadavg()

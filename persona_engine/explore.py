@@ -88,8 +88,9 @@ def _tuple(values: Iterable[Any] | None) -> tuple[Any, ...]:
 class CustomerFilter:
     """Which customers the explorer shows; empty fields do not filter.
 
-    start/end: a date range (both inclusive) on orders and sessions: customers who placed an
-    order or visited in it, and the charts of orders and sessions count those in it.
+    start/end: a date range (both inclusive) on orders and sessions: customers with a
+    completed order or a visit in it, and the charts of orders and sessions count those in
+    it.
     devices: the customer's main device (most used for visits, else for orders).
     rfm_groups: RFM_GROUPS keys. segments: BEHAVIOUR_SEGMENTS keys or 'interest:<category>';
     a customer in any of them matches. persona_ids: members of any of these personas.
@@ -226,6 +227,7 @@ def _bounds(flt: CustomerFilter) -> tuple[datetime, datetime]:
 # table is registered with the key it was computed for; a new key recomputes it.
 _REGISTRY = "explorer_cache_keys"
 _AUDIENCE = "explorer_audience"
+_EXCLUDED = "explorer_excluded"
 
 
 @dataclass(frozen=True)
@@ -287,6 +289,126 @@ def _filter_key(state: _State, flt: CustomerFilter) -> str:
     return f"{state.key}|{flt!r}"
 
 
+# Rollups of one date range, shaped like the lifetime rollups, built on demand in the
+# cursor's temporary tables: changing the range scans the orders and sessions of the range
+# once, and every other filter change inside that range is as cheap as without a range.
+# kind -> (lifetime table, table for a date range); charts read `_Audience.table(kind)`.
+_ROLLUPS: dict[str, tuple[str, str]] = {
+    "session_devices": ("customer_session_devices", "explorer_range_session_devices"),
+    "session_sources": ("customer_session_sources", "explorer_range_session_sources"),
+    "order_values": ("customer_order_values", "explorer_range_order_values"),
+    "order_hours": ("customer_order_hours", "explorer_range_order_hours"),
+    "categories": ("customer_category_revenue", "explorer_range_category_revenue"),
+}
+_RANGE_CUSTOMERS = "explorer_range_customers"
+
+# $s, $e: the range as [start, end) timestamps. A session converted when its order is
+# completed; the order is placed during the visit, so only the completed orders of the range
+# (and the day after it, for visits that end after midnight) are looked up. Order ids are
+# unique (the writers of `orders` see to it), so the join adds no rows.
+_RANGE_SQL: tuple[str, ...] = (
+    # One pass over the range's sessions grouped per customer, device and source (then
+    # summed per device and per source); consent is applied to the groups, fewer rows than
+    # the sessions.
+    """
+    CREATE OR REPLACE TEMP TABLE explorer_range_session_slots AS
+    SELECT * FROM (
+        SELECT s.customer_id, s.device, s.source,
+            count(*) AS sessions,
+            count(*) FILTER (s.viewed_product) AS product_view_sessions,
+            count(*) FILTER (s.added_to_cart) AS cart_sessions,
+            count(*) FILTER (s.checkout_started) AS checkout_sessions,
+            count(o.order_id) AS order_sessions,
+            count(*) FILTER (s.added_to_cart AND o.order_id IS NULL) AS abandoned_cart_sessions
+        FROM sessions s
+        LEFT JOIN (SELECT order_id FROM orders WHERE status = 'completed'
+                   AND ordered_at >= $s AND ordered_at < $e + INTERVAL 1 DAY) o
+               ON o.order_id = s.order_id
+        WHERE s.started_at >= $s AND s.started_at < $e AND s.customer_id IS NOT NULL
+        GROUP BY ALL
+    )
+    WHERE customer_id IN (SELECT customer_id FROM analysis_customers)
+    """,
+    """
+    CREATE OR REPLACE TEMP TABLE explorer_range_session_devices AS
+    SELECT customer_id, device, sum(sessions) AS sessions,
+        sum(product_view_sessions) AS product_view_sessions, sum(cart_sessions) AS cart_sessions,
+        sum(checkout_sessions) AS checkout_sessions, sum(order_sessions) AS order_sessions,
+        sum(abandoned_cart_sessions) AS abandoned_cart_sessions
+    FROM explorer_range_session_slots GROUP BY ALL
+    """,
+    """
+    CREATE OR REPLACE TEMP TABLE explorer_range_session_sources AS
+    SELECT customer_id, source, sum(sessions) AS sessions, sum(cart_sessions) AS cart_sessions,
+        sum(order_sessions) AS order_sessions,
+        sum(abandoned_cart_sessions) AS abandoned_cart_sessions
+    FROM explorer_range_session_slots GROUP BY ALL
+    """,
+    "DROP TABLE explorer_range_session_slots",
+    """
+    CREATE OR REPLACE TEMP TABLE explorer_range_order_values AS
+    SELECT customer_id,
+        CASE WHEN grouping(channel) = 0 THEN 'channel'
+             WHEN grouping(device) = 0 THEN 'device' ELSE 'payment_method' END AS dimension,
+        CASE WHEN grouping(channel) = 0 THEN channel
+             WHEN grouping(device) = 0 THEN device ELSE payment_method END AS value,
+        count(*) AS orders, sum(amount) AS revenue
+    FROM analysis_orders
+    WHERE status = 'completed' AND ordered_at >= $s AND ordered_at < $e
+    GROUP BY GROUPING SETS ((customer_id, channel), (customer_id, device),
+                            (customer_id, payment_method))
+    """,
+    """
+    CREATE OR REPLACE TEMP TABLE explorer_range_order_hours AS
+    SELECT customer_id, isodow(ordered_at) - 1 AS weekday, hour(ordered_at) AS hour,
+        count(*) AS orders, sum(amount) AS revenue
+    FROM analysis_orders
+    WHERE status = 'completed' AND ordered_at >= $s AND ordered_at < $e
+    GROUP BY ALL
+    """,
+    """
+    CREATE OR REPLACE TEMP TABLE explorer_range_category_revenue AS
+    SELECT o.customer_id, p.category, sum(i.quantity * i.unit_price) AS revenue,
+        sum(i.quantity) AS quantity
+    FROM analysis_orders o
+    JOIN order_items i ON i.order_id = o.order_id
+    LEFT JOIN products p ON p.product_id = i.product_id
+    WHERE o.status = 'completed' AND o.ordered_at >= $s AND o.ordered_at < $e
+    GROUP BY ALL
+    """,
+    """
+    CREATE OR REPLACE TEMP TABLE explorer_range_customers AS
+    SELECT customer_id, sum(orders) AS orders, sum(revenue) AS revenue,
+        bool_or(visitor) AS visitor, bool_or(carter) AS carter,
+        bool_or(categorised) AS categorised
+    FROM (
+        SELECT customer_id, orders, revenue, false AS visitor, false AS carter,
+               false AS categorised
+        FROM explorer_range_order_values WHERE dimension = 'channel'
+        UNION ALL
+        SELECT customer_id, 0, 0, true, cart_sessions > 0, false
+        FROM explorer_range_session_devices
+        UNION ALL
+        SELECT customer_id, 0, 0, false, false, true
+        FROM explorer_range_category_revenue WHERE category IS NOT NULL
+    )
+    GROUP BY customer_id
+    """,
+)
+
+
+def _ensure_range(cur: duckdb.DuckDBPyConnection, state: _State, flt: CustomerFilter) -> None:
+    """Build the rollups of the filter's date range unless this cursor already has them."""
+    start, end = _bounds(flt)
+    key = f"{state.key}|{start.isoformat()}|{end.isoformat()}"
+    if _registry_key(cur, "range") == key:
+        return
+    for sql in _RANGE_SQL:
+        params = {k: v for k, v in (("s", start), ("e", end)) if f"${k}" in sql}
+        cur.execute(sql, params)
+    _register(cur, "range", key)
+
+
 def _audience_sql(flt: CustomerFilter, q: _Sql) -> str:
     """SELECT of the filtered customers (consenting customers with features) and the flags
     that say which charts they count in."""
@@ -316,21 +438,18 @@ def _audience_sql(flt: CustomerFilter, q: _Sql) -> str:
             f"WHERE list_contains({q.bind(list(flt.persona_ids))}, persona_id))"
         )
     if flt.has_dates:
-        start, end = _bounds(flt)
-        s, e = q.bind(start), q.bind(end)
-        where.append(
-            "f.customer_id IN ("  # noqa: S608 - placeholders only
-            f"SELECT customer_id FROM analysis_orders WHERE ordered_at >= {s} AND ordered_at < {e} "
-            "UNION "
-            f"SELECT customer_id FROM analysis_sessions WHERE started_at >= {s} AND started_at < {e})"
+        # Customers with a completed order or a visit in the range, with their counts there
+        # (the range rollups are built first, by _ensure_range).
+        joins.append(f"JOIN {_RANGE_CUSTOMERS} r ON r.customer_id = f.customer_id")
+        counts = "r.orders AS frequency, r.revenue AS monetary, r.visitor, r.carter, r.categorised"
+    else:
+        counts = (
+            "f.frequency, f.monetary, f.sessions_total > 0 AS visitor, "
+            "f.cart_abandonment_rate IS NOT NULL AS carter, "
+            "f.favourite_category IS NOT NULL AS categorised"
         )
     # Every fragment above is a code constant or a placeholder: values are bound.
-    sql = (
-        "SELECT f.customer_id, f.frequency, f.monetary, "  # noqa: S608
-        "f.sessions_total > 0 AS visitor, f.cart_abandonment_rate IS NOT NULL AS carter, "
-        "f.favourite_category IS NOT NULL AS categorised "
-        "FROM customer_features f " + " ".join(joins)
-    )
+    sql = f"SELECT f.customer_id, {counts} FROM customer_features f " + " ".join(joins)  # noqa: S608
     if where:
         sql += " WHERE " + " AND ".join(where)
     return sql
@@ -344,6 +463,8 @@ class _Audience:
     key: str
     state_key: str  # what shop-wide facts cached for this call depend on
     everyone: bool  # no restriction at all: rollups are read whole
+    dated: bool  # a date range: the range rollups replace the lifetime ones
+    complement: bool  # most of the universe is kept: membership tests the excluded ones
     customers: int
     buyers: int
     visitors: int
@@ -352,9 +473,24 @@ class _Audience:
     orders: int
     revenue: float
 
-    def member(self, alias: str) -> str:
+    def table(self, kind: str) -> str:
+        """The rollup of this kind (a _ROLLUPS key) the charts read: lifetime or range."""
+        lifetime, in_range = _ROLLUPS[kind]
+        return in_range if self.dated else lifetime
+
+    def member(self, alias: str, universe: str = "rollup") -> str:
+        """SQL condition: `<alias>.customer_id` is a filtered customer.
+
+        `universe` says which customers the table holds: "rollup" (the rollups the charts
+        read: customers with features, or active in the date range), "features" (tables
+        of customers with features) or "customers" (any consenting customer). When the
+        audience is most of its universe, the condition excludes the few customers left
+        out instead of looking up the many kept: a much smaller hash table per query.
+        """
         if self.everyone:
             return "TRUE"
+        if self.complement and (universe == "rollup" or (universe == "features" and not self.dated)):
+            return f"{alias}.customer_id NOT IN (SELECT customer_id FROM {_EXCLUDED})"  # noqa: S608 - alias and table are code constants
         return f"{alias}.customer_id IN (SELECT customer_id FROM {_AUDIENCE})"  # noqa: S608 - alias and table are code constants
 
 
@@ -388,6 +524,8 @@ def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience 
             ),
         )
     else:
+        if flt.has_dates:
+            _ensure_range(cur, state, flt)
         if _registry_key(cur, "audience") != key:
             q = _Sql()
             cur.execute(
@@ -397,8 +535,23 @@ def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience 
             _register(cur, "audience", key)
         stats = _cached(cur, "audience_stats", key, lambda: (stats_sql + f"FROM {_AUDIENCE}", {}))  # noqa: S608 - constant name
     row = stats.iloc[0]
+    complement = False
+    if not everyone:
+        universe = _RANGE_CUSTOMERS if flt.has_dates else "customer_features"
+        universe_size = int(_cached(
+            cur, "universe_size", f"{key}|{universe}",
+            lambda: (f"SELECT count(*) AS n FROM {universe}", {}),  # noqa: S608 - constant names
+        ).iloc[0]["n"])
+        complement = 2 * int(row["customers"]) > universe_size
+        if complement and _registry_key(cur, "excluded") != key:
+            cur.execute(
+                f"CREATE OR REPLACE TEMP TABLE {_EXCLUDED} AS SELECT customer_id FROM {universe} "  # noqa: S608 - constant names
+                f"WHERE customer_id NOT IN (SELECT customer_id FROM {_AUDIENCE})"
+            )
+            _register(cur, "excluded", key)
     return _Audience(
-        key=key, state_key=state.key, everyone=everyone, customers=int(row["customers"]), buyers=int(row["buyers"]),
+        key=key, state_key=state.key, everyone=everyone, dated=flt.has_dates,
+        complement=complement, customers=int(row["customers"]), buyers=int(row["buyers"]),
         visitors=int(row["visitors"]), carters=int(row["carters"]),
         categorised=int(row["categorised"]), orders=int(row["orders"]),
         revenue=float(row["revenue"]),
@@ -410,7 +563,7 @@ def _precheck(
 ) -> tuple[ChartData | None, _Audience]:
     """The unavailable result when features are missing or the filter keeps nobody."""
     audience = _audience(cur, flt)
-    empty = _Audience("", "", False, 0, 0, 0, 0, 0, 0, 0.0)
+    empty = _Audience("", "", False, False, False, 0, 0, 0, 0, 0, 0, 0.0)
     if audience is None:
         return _unavailable(NO_FEATURES, columns), empty
     if audience.customers == 0:
@@ -599,11 +752,11 @@ def _demographics(cur: duckdb.DuckDBPyConnection, a: _Audience) -> pd.DataFrame:
         sql = (
             f"SELECT CASE {field} END AS field, CASE {value} END AS value, "  # noqa: S608
             f"count(*) AS customers FROM (SELECT {columns} FROM analysis_customers c "
-            f"WHERE {a.member('c')}) GROUP BY GROUPING SETS ({sets}) "
+            f"WHERE {a.member('c', 'customers')}) GROUP BY GROUPING SETS ({sets}) "
             "UNION ALL "
             "SELECT 'interests', interest, count(*) FROM (SELECT unnest(CASE WHEN "
             "len(c.interests) > 0 THEN c.interests ELSE [NULL] END) AS interest "
-            f"FROM analysis_customers c WHERE {a.member('c')}) GROUP BY 2"
+            f"FROM analysis_customers c WHERE {a.member('c', 'customers')}) GROUP BY 2"
         )
         return sql, {}
 
@@ -657,7 +810,7 @@ def _rfm_cells(cur: duckdb.DuckDBPyConnection, a: _Audience) -> pd.DataFrame:
         lambda: (
             "SELECT s.r_score, s.f_score, count(*) AS customers, sum(f.monetary) AS revenue "  # noqa: S608 - member() is a constant condition
             "FROM customer_segments s JOIN customer_features f USING (customer_id) "
-            f"WHERE s.r_score IS NOT NULL AND {a.member('s')} GROUP BY ALL",
+            f"WHERE s.r_score IS NOT NULL AND {a.member('s', 'features')} GROUP BY ALL",
             {},
         ),
     )
@@ -729,7 +882,7 @@ def behaviour_segments(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> C
         cur, "segments", a.key,
         lambda: (
             "SELECT segment, count(*) AS customers FROM (SELECT unnest(s.segments) AS segment "  # noqa: S608 - member() is a constant condition
-            f"FROM customer_segments s WHERE {a.member('s')}) GROUP BY 1",
+            f"FROM customer_segments s WHERE {a.member('s', 'features')}) GROUP BY 1",
             {},
         ),
     )
@@ -753,65 +906,36 @@ CART_COLUMNS = (
 SESSION_BREAKDOWNS: tuple[str, ...] = ("device", "source")
 
 
-def _sessions(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, a: _Audience) -> pd.DataFrame:
+def _sessions(cur: duckdb.DuckDBPyConnection, a: _Audience) -> pd.DataFrame:
     """Session counts of the filtered customers per device and per source, in one pass.
 
     Out: dimension ('device', 'source' or 'total'), value, customers, cart_customers,
-    sessions, product_view, cart, checkout, order, abandoned. From the rollups without a
-    date range (the total then comes from the device rows and the audience counts), from
-    the raw sessions of the range otherwise.
+    sessions, product_view, cart, checkout, order, abandoned. Rows of the rollups are unique
+    per customer and value, so count(*) counts customers; the total row sums the devices
+    and takes its customers from the audience.
     """
-    if not flt.has_dates:
-        df = _cached(
-            cur, "sessions", a.key,
-            lambda: (
-                "SELECT 'device' AS dimension, device AS value, count(*) AS customers, "  # noqa: S608 - member() is a constant condition
-                "count(*) FILTER (cart_sessions > 0) AS cart_customers, "
-                "sum(sessions) AS sessions, sum(product_view_sessions) AS product_view, "
-                "sum(cart_sessions) AS cart, sum(checkout_sessions) AS checkout, "
-                "sum(order_sessions) AS \"order\", sum(abandoned_cart_sessions) AS abandoned "
-                f"FROM customer_session_devices r WHERE {a.member('r')} GROUP BY 2 "
-                "UNION ALL "
-                "SELECT 'source', source, count(*), count(*) FILTER (cart_sessions > 0), "
-                "sum(sessions), NULL, sum(cart_sessions), NULL, sum(order_sessions), "
-                "sum(abandoned_cart_sessions) "
-                f"FROM customer_session_sources r WHERE {a.member('r')} GROUP BY 2",
-                {},
-            ),
-        )
-        devices = df[df["dimension"] == "device"]
-        total = devices.drop(columns=["dimension", "value"]).sum(numeric_only=True).to_dict()
-        total.update(dimension="total", value=None, customers=a.visitors, cart_customers=a.carters)
-        return pd.concat([df, pd.DataFrame([total])], ignore_index=True)
-
-    def build() -> tuple[str, dict[str, Any]]:
-        q = _Sql()
-        start, end = _bounds(flt)
-        s, e = q.bind(start), q.bind(end)
-        # A session's order is placed during the visit: only the completed orders of the
-        # range (and the day after it, for visits that end after midnight) are looked up.
-        sql = (
-            "SELECT CASE WHEN grouping(device) = 0 THEN 'device' "  # noqa: S608 - placeholders and constant conditions only
-            "WHEN grouping(source) = 0 THEN 'source' ELSE 'total' END AS dimension, "
-            "CASE WHEN grouping(device) = 0 THEN device "
-            "WHEN grouping(source) = 0 THEN source END AS value, "
-            "count(DISTINCT customer_id) AS customers, "
-            "count(DISTINCT customer_id) FILTER (added_to_cart) AS cart_customers, "
-            "count(*) AS sessions, count(*) FILTER (viewed_product) AS product_view, "
-            "count(*) FILTER (added_to_cart) AS cart, "
-            "count(*) FILTER (checkout_started) AS checkout, "
-            "count(*) FILTER (converted) AS \"order\", "
-            "count(*) FILTER (added_to_cart AND NOT converted) AS abandoned "
-            "FROM (SELECT s.customer_id, s.device, s.source, s.viewed_product, "
-            "s.added_to_cart, s.checkout_started, coalesce(s.order_id IN ("
-            "SELECT order_id FROM orders WHERE status = 'completed' "
-            f"AND ordered_at >= {s} AND ordered_at < {e} + INTERVAL 1 DAY), false) AS converted "
-            f"FROM analysis_sessions s WHERE s.started_at >= {s} AND s.started_at < {e} "
-            f"AND {a.member('s')}) GROUP BY GROUPING SETS ((device), (source), ())"
-        )
-        return sql, q.params
-
-    return _cached(cur, "sessions", a.key, build)
+    devices, sources = a.table("session_devices"), a.table("session_sources")
+    df = _cached(
+        cur, "sessions", a.key,
+        lambda: (
+            "SELECT 'device' AS dimension, device AS value, count(*) AS customers, "  # noqa: S608 - tables from _ROLLUPS, member() a constant condition
+            "count(*) FILTER (cart_sessions > 0) AS cart_customers, "
+            "sum(sessions) AS sessions, sum(product_view_sessions) AS product_view, "
+            "sum(cart_sessions) AS cart, sum(checkout_sessions) AS checkout, "
+            "sum(order_sessions) AS \"order\", sum(abandoned_cart_sessions) AS abandoned "
+            f"FROM {devices} r WHERE {a.member('r')} GROUP BY 2 "
+            "UNION ALL "
+            "SELECT 'source', source, count(*), count(*) FILTER (cart_sessions > 0), "
+            "sum(sessions), NULL, sum(cart_sessions), NULL, sum(order_sessions), "
+            "sum(abandoned_cart_sessions) "
+            f"FROM {sources} r WHERE {a.member('r')} GROUP BY 2",
+            {},
+        ),
+    )
+    devices_rows = df[df["dimension"] == "device"]
+    total = devices_rows.drop(columns=["dimension", "value"]).sum(numeric_only=True).to_dict()
+    total.update(dimension="total", value=None, customers=a.visitors, cart_customers=a.carters)
+    return pd.concat([df, pd.DataFrame([total])], ignore_index=True)
 
 
 def funnel(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> ChartData:
@@ -827,7 +951,7 @@ def funnel(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> ChartData:
         return missing
     if not _has_sessions(cur, a):
         return _unavailable(NO_SESSIONS, FUNNEL_COLUMNS)
-    rows = _sessions(cur, flt, a)
+    rows = _sessions(cur, a)
     total = rows[rows["dimension"] == "total"].iloc[0]
     counts = [0 if pd.isna(total[s]) else int(total[s]) for s in FUNNEL_STEPS]
     df = pd.DataFrame({"step": list(FUNNEL_STEPS), "sessions": counts})
@@ -854,7 +978,7 @@ def cart_abandonment(
         return missing
     if not _has_sessions(cur, a):
         return _unavailable(NO_SESSIONS, CART_COLUMNS)
-    rows = _sessions(cur, flt, a)
+    rows = _sessions(cur, a)
     total = rows[rows["dimension"] == "total"].iloc[0]
     df = rows[(rows["dimension"] == by) & (rows["cart"] > 0)]
     df = pd.DataFrame({
@@ -879,44 +1003,26 @@ MIX_COLUMNS = (
 ORDER_MIX_BY: tuple[str, ...] = ("channel", "device", "payment_method")
 
 
-def _order_mixes(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, a: _Audience) -> pd.DataFrame:
+def _order_mixes(cur: duckdb.DuckDBPyConnection, a: _Audience) -> pd.DataFrame:
     """Completed orders per channel, device and payment method, in one pass.
 
-    Out: dimension (ORDER_MIX_BY or 'total'), value, customers, orders, revenue.
+    Out: dimension (ORDER_MIX_BY or 'total'), value, customers, orders, revenue. Rows of the
+    rollup are unique per customer, dimension and value: count(*) counts customers.
     """
-    field = " ".join(f"WHEN grouping({d}) = 0 THEN '{d}'" for d in ORDER_MIX_BY)
-    value = " ".join(f"WHEN grouping({d}) = 0 THEN {d}" for d in ORDER_MIX_BY)
-    sets = ", ".join(f"({d})" for d in ORDER_MIX_BY)
-    if not flt.has_dates:
-        # Rows are unique per customer, dimension and value: count(*) counts customers.
-        df = _cached(
-            cur, "order_mix", a.key,
-            lambda: (
-                "SELECT dimension, value, count(*) AS customers, sum(orders) AS orders, "  # noqa: S608 - member() is a constant condition
-                "sum(revenue) AS revenue FROM customer_order_values r "
-                f"WHERE {a.member('r')} GROUP BY 1, 2",
-                {},
-            ),
-        )
-        total = pd.DataFrame([{
-            "dimension": "total", "value": None, "customers": a.buyers, "orders": a.orders,
-            "revenue": a.revenue,
-        }])
-        return pd.concat([df, total], ignore_index=True)
-
-    def build() -> tuple[str, dict[str, Any]]:
-        q = _Sql()
-        start, end = _bounds(flt)
-        sql = (
-            f"SELECT coalesce(CASE {field} END, 'total') AS dimension, CASE {value} END AS value, "  # noqa: S608 - names from ORDER_MIX_BY
-            "count(DISTINCT customer_id) AS customers, count(*) AS orders, "
-            "sum(amount) AS revenue FROM analysis_orders o WHERE status = 'completed' "
-            f"AND ordered_at >= {q.bind(start)} AND ordered_at < {q.bind(end)} "
-            f"AND {a.member('o')} GROUP BY GROUPING SETS ({sets}, ())"
-        )
-        return sql, q.params
-
-    return _cached(cur, "order_mix", a.key, build)
+    table = a.table("order_values")
+    df = _cached(
+        cur, "order_mix", a.key,
+        lambda: (
+            "SELECT dimension, value, count(*) AS customers, sum(orders) AS orders, "  # noqa: S608 - table from _ROLLUPS, member() a constant condition
+            f"sum(revenue) AS revenue FROM {table} r WHERE {a.member('r')} GROUP BY 1, 2",
+            {},
+        ),
+    )
+    total = pd.DataFrame([{
+        "dimension": "total", "value": None, "customers": a.buyers, "orders": a.orders,
+        "revenue": a.revenue,
+    }])
+    return pd.concat([df, total], ignore_index=True)
 
 
 def order_mix(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, by: str = "channel") -> ChartData:
@@ -933,7 +1039,7 @@ def order_mix(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, by: str = "ch
         return missing
     if not _has_orders(cur, a):
         return _unavailable(NO_ORDERS, MIX_COLUMNS)
-    mixes = _order_mixes(cur, flt, a)
+    mixes = _order_mixes(cur, a)
     total = mixes[mixes["dimension"] == "total"].iloc[0]
     if pd.isna(total["orders"]) or not total["orders"]:
         return _unavailable(NO_ORDERS, MIX_COLUMNS)
@@ -963,39 +1069,16 @@ def category_mix(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> ChartDa
         return missing
     if not _shop_fact(cur, a, "items", "SELECT EXISTS (SELECT 1 FROM customer_category_revenue)"):
         return _unavailable(NO_ITEMS if _has_orders(cur, a) else NO_ORDERS, CATEGORY_COLUMNS)
-    if not flt.has_dates:
-        df = _cached(
-            cur, "categories", a.key,
-            lambda: (
-                "SELECT category, count(*) AS customers, sum(revenue) AS revenue, "  # noqa: S608 - member() is a constant condition
-                "sum(quantity) AS quantity FROM customer_category_revenue r "
-                f"WHERE {a.member('r')} GROUP BY 1",
-                {},
-            ),
-        )
-        n_customers = a.categorised
-    else:
-
-        def build() -> tuple[str, dict[str, Any]]:
-            q = _Sql()
-            start, end = _bounds(flt)
-            sql = (
-                "SELECT p.category, grouping(p.category) AS is_total, "  # noqa: S608 - placeholders only
-                "count(DISTINCT o.customer_id) FILTER (p.category IS NOT NULL) AS known, "
-                "count(DISTINCT o.customer_id) AS customers, "
-                "sum(i.quantity * i.unit_price) AS revenue, sum(i.quantity) AS quantity "
-                "FROM analysis_orders o JOIN order_items i ON i.order_id = o.order_id "
-                "LEFT JOIN products p ON p.product_id = i.product_id "
-                "WHERE o.status = 'completed' "
-                f"AND o.ordered_at >= {q.bind(start)} AND o.ordered_at < {q.bind(end)} "
-                f"AND {a.member('o')} GROUP BY GROUPING SETS ((p.category), ())"
-            )
-            return sql, q.params
-
-        rows = _cached(cur, "categories", a.key, build)
-        totals = rows[rows["is_total"] == 1]
-        n_customers = int(totals.iloc[0]["known"]) if len(totals) else 0
-        df = rows[rows["is_total"] == 0][["category", "customers", "revenue", "quantity"]]
+    table = a.table("categories")
+    df = _cached(
+        cur, "categories", a.key,
+        lambda: (
+            "SELECT category, count(*) AS customers, sum(revenue) AS revenue, "  # noqa: S608 - table from _ROLLUPS, member() a constant condition
+            f"sum(quantity) AS quantity FROM {table} r WHERE {a.member('r')} GROUP BY 1",
+            {},
+        ),
+    )
+    n_customers = a.categorised
     total_revenue = float(df["revenue"].sum()) if len(df) else 0.0
     if not total_revenue:
         return _unavailable(NO_ORDERS, CATEGORY_COLUMNS)
@@ -1019,35 +1102,16 @@ def weekday_hour(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> ChartDa
         return missing
     if not _has_orders(cur, a):
         return _unavailable(NO_ORDERS, WEEKDAY_HOUR_COLUMNS)
-    if not flt.has_dates:
-        cells = _cached(
-            cur, "weekday_hour", a.key,
-            lambda: (
-                "SELECT weekday, hour, sum(orders) AS orders, sum(revenue) AS revenue "  # noqa: S608 - member() is a constant condition
-                f"FROM customer_order_hours h WHERE {a.member('h')} GROUP BY ALL",
-                {},
-            ),
-        )
-        n_customers = a.buyers
-    else:
-
-        def build() -> tuple[str, dict[str, Any]]:
-            q = _Sql()
-            start, end = _bounds(flt)
-            sql = (
-                "SELECT isodow(ordered_at) - 1 AS weekday, hour(ordered_at) AS hour, "  # noqa: S608 - placeholders only
-                "count(DISTINCT customer_id) AS customers, count(*) AS orders, "
-                "sum(amount) AS revenue FROM analysis_orders o WHERE status = 'completed' "
-                f"AND ordered_at >= {q.bind(start)} AND ordered_at < {q.bind(end)} "
-                f"AND {a.member('o')} "
-                "GROUP BY GROUPING SETS ((isodow(ordered_at) - 1, hour(ordered_at)), ())"
-            )
-            return sql, q.params
-
-        rows = _cached(cur, "weekday_hour", a.key, build)
-        total = rows[rows["weekday"].isna()]
-        n_customers = int(total.iloc[0]["customers"]) if len(total) else 0
-        cells = rows[rows["weekday"].notna()]
+    table = a.table("order_hours")
+    cells = _cached(
+        cur, "weekday_hour", a.key,
+        lambda: (
+            "SELECT weekday, hour, sum(orders) AS orders, sum(revenue) AS revenue "  # noqa: S608 - table from _ROLLUPS, member() a constant condition
+            f"FROM {table} r WHERE {a.member('r')} GROUP BY ALL",
+            {},
+        ),
+    )
+    n_customers = a.buyers
     if not len(cells) or not cells["orders"].sum():
         return _unavailable(NO_ORDERS, WEEKDAY_HOUR_COLUMNS)
     grid = pd.DataFrame([(d, h) for d in range(7) for h in range(24)], columns=["weekday", "hour"])
@@ -1077,7 +1141,7 @@ def _months(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, a: _Audience) -
         sql = (
             "SELECT m.cohort, m.month, count(*) AS customers, sum(m.revenue) AS revenue "  # noqa: S608 - placeholders and constant conditions only
             "FROM customer_order_months m "
-            f"WHERE {a.member('m')} AND {_month_bounds(flt, q, 'm.month')} GROUP BY ALL"
+            f"WHERE {a.member('m', 'features')} AND {_month_bounds(flt, q, 'm.month')} GROUP BY ALL"
         )
         return sql, q.params
 
@@ -1089,7 +1153,7 @@ def _months(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, a: _Audience) -
         q = _Sql()
         sql = (
             "SELECT count(DISTINCT customer_id) AS n FROM customer_order_months m "  # noqa: S608 - placeholders and constant conditions only
-            f"WHERE {a.member('m')} AND {_month_bounds(flt, q, 'm.month')}"
+            f"WHERE {a.member('m', 'features')} AND {_month_bounds(flt, q, 'm.month')}"
         )
         return sql, q.params
 
@@ -1201,7 +1265,7 @@ def best_customers(
         SELECT f.customer_id, f.monetary, f.frequency, f.average_order_value, f.tenure_days,
                f.recency_days, s.rfm_group, c.country
         FROM (SELECT * FROM customer_features f WHERE f.{column} IS NOT NULL
-              AND {a.member('f')} ORDER BY f.{column} DESC, f.customer_id LIMIT {int(n)}) f
+              AND {a.member('f', 'features')} ORDER BY f.{column} DESC, f.customer_id LIMIT {int(n)}) f
         JOIN analysis_customers c USING (customer_id)
         LEFT JOIN customer_segments s USING (customer_id)
         ORDER BY f.{column} DESC, f.customer_id
@@ -1221,8 +1285,11 @@ def audience_export(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> Char
     and the customer opted in to the newsletter (marketing consent), else it is empty.
     Name the file with audience_file_name(flt).
     """
-    if _state(cur) is None:
+    state = _state(cur)
+    if state is None:
         return _unavailable(NO_FEATURES, AUDIENCE_COLUMNS)
+    if flt.has_dates:
+        _ensure_range(cur, state, flt)
     q = _Sql()
     sql = (
         "SELECT c.customer_id, CASE WHEN c.newsletter_opt_in "  # noqa: S608 - the audience query binds every value

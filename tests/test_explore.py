@@ -155,7 +155,7 @@ def test_persona_filter_never_shows_non_consenting_members(shop):
 def test_date_range_filter(shop, raw):
     start, end = date(2024, 6, 1), date(2024, 6, 15)
     lo, hi = datetime(2024, 6, 1), datetime(2024, 6, 16)
-    o, s = raw["orders"], raw["sessions"]
+    o, s = raw["completed"], raw["sessions"]
     active = set(o.loc[(o["ordered_at"] >= lo) & (o["ordered_at"] < hi), "customer_id"])
     active |= set(s.loc[(s["started_at"] >= lo) & (s["started_at"] < hi), "customer_id"])
     flt = CustomerFilter(start=start, end=end)
@@ -167,6 +167,31 @@ def test_date_range_filter(shop, raw):
     assert mix.data["orders"].sum() == len(in_range) > 0
     assert mix.data["revenue"].sum() == pytest.approx(in_range["amount"].sum())
     assert mix.n_customers == in_range["customer_id"].nunique()
+    # The summary counts the orders of the range too, and a second filter inside the same
+    # range (France) keeps only its customers' orders.
+    summary = audience_summary(shop, flt).data.iloc[0]
+    assert summary["orders"] == len(in_range) and summary["revenue"] == pytest.approx(in_range["amount"].sum())
+    france = set(raw["customers"].loc[raw["customers"]["country"] == "FR", "customer_id"])
+    fr_orders = in_range[in_range["customer_id"].isin(france)]
+    fr = order_mix(shop, CustomerFilter(start=start, end=end, countries=["FR"]), "device")
+    assert fr.data["orders"].sum() == len(fr_orders)
+    assert size(shop, CustomerFilter(start=start, end=end, countries=["FR"])) == len(active & france)
+
+
+def test_large_audience_charts_match_pandas(shop, raw):
+    # Most customers kept (all channels but one): the charts test membership through the
+    # few customers left out; the numbers must be those of the kept customers.
+    c = raw["customers"]
+    kept = set(c.loc[c["acquisition_channel"] != "direct", "customer_id"])
+    assert 16 < len(kept) < 32
+    flt = CustomerFilter(acquisition_channels=["search", "email", "social"])
+    done = raw["completed"][raw["completed"]["customer_id"].isin(kept)]
+    mix = order_mix(shop, flt, "payment_method").data.set_index("value")
+    assert mix["orders"].to_dict() == done.groupby("payment_method").size().to_dict()
+    s = raw["sessions"][raw["sessions"]["customer_id"].isin(kept)]
+    assert funnel(shop, flt).data.loc[0, "sessions"] == len(s)
+    groups = rfm_groups(shop, flt)
+    assert groups.n_customers == done["customer_id"].nunique()
 
 
 def test_filters_combine_with_and(shop, raw):
@@ -185,9 +210,12 @@ def test_withdrawn_consent_applies_before_recomputing(store):
     build_small_shop(cur)
     compute_customer_features(cur)
     assert size(cur, EVERYONE) == 32
+    orders_before = order_mix(cur, EVERYONE, "channel").data["orders"].sum()
     cur.execute("UPDATE customers SET consent_analytics = false WHERE customer_id = 1")
     assert size(cur, EVERYONE) == 31
     assert 1 not in set(audience_export(cur, EVERYONE).data["customer_id"])
+    # Customer 1's single order leaves the charts too.
+    assert order_mix(cur, EVERYONE, "channel").data["orders"].sum() == orders_before - 1
 
 
 # ---------------------------------------------------------------- charts against pandas
