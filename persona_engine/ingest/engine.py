@@ -32,7 +32,14 @@ from persona_engine.ingest.sources import (
     sniff_file,
     stage_file,
 )
-from persona_engine.ingest.writer import check_keys, install_id_macro, replace_shop, staged_counts
+from persona_engine.ingest.writer import (
+    check_keys,
+    install_id_macro,
+    replace_shop,
+    sample_work_counts,
+    sample_work_note,
+    staged_counts,
+)
 from persona_engine.store import fetch_df, transaction
 
 PRESETS: dict[str, Callable[[BuildContext], None]] = {
@@ -127,6 +134,10 @@ def import_files(
     compute_features: recompute customer features after the import (when the
         features module exists; the report says when it was skipped).
 
+    Replacing the generated sample shop (shop_settings source = sample) also removes the
+    sample's personas, clustering runs and actions, which describe generated customers;
+    replacing an imported shop keeps them, to re-evaluate them on the fresh data.
+
     Raises ImportRejected (one line naming the file, line or column and what was
     expected) on a missing column, unreadable dates, an unknown encoding, conflicting
     duplicate ids, an empty file or a file of another format; the database is then
@@ -191,6 +202,9 @@ def import_files(
         if dry_run:
             # Counting the staged rows costs a pass over them: dry runs only.
             report.rows_written = staged_counts(cur)
+            note = sample_work_note(sample_work_counts(cur), done=False)
+            if note:
+                report.notes.append(note)
             report.seconds = time.perf_counter() - started
             return report
         try:

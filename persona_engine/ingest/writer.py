@@ -22,7 +22,7 @@ import duckdb
 
 from persona_engine.errors import ImportRejected
 from persona_engine.ingest.report import ImportReport
-from persona_engine.store import set_setting, table_exists
+from persona_engine.store import get_setting, set_setting, table_exists
 from persona_engine.store.schema import ALL_DATA_TABLES
 
 _HASHED_BASE = 1 << 62
@@ -55,6 +55,16 @@ REPLACED_TABLES: tuple[str, ...] = (
 DERIVED_TABLES: tuple[str, ...] = tuple(
     t for t in ALL_DATA_TABLES if t.startswith("customer_") and t not in REPLACED_TABLES
 )
+
+# The team's work made on the generated sample shop: it describes fake customers, so an
+# import that replaces the sample removes it too (children before parents). Replacing an
+# imported shop keeps it, so personas and actions can be re-evaluated on fresh data.
+SAMPLE_WORK_TABLES: tuple[str, ...] = (
+    "persona_presence", "persona_comments", "persona_history", "persona_members", "personas",
+    "cluster_projection", "cluster_assignments", "cluster_profiles", "clustering_runs", "actions",
+)
+# "generating": a generation that was interrupted; what is there is sample data too.
+SAMPLE_SOURCES = ("sample", "generating")
 
 _KEYED = (
     ("ingest_customers", "customers"),
@@ -172,6 +182,38 @@ def _missing_data(cur: duckdb.DuckDBPyConnection) -> list[str]:
     return lacks
 
 
+def replaces_sample(cur: duckdb.DuckDBPyConnection) -> bool:
+    """True when the shop an import would replace is the generated sample."""
+    return get_setting(cur, "source") in SAMPLE_SOURCES
+
+
+def sample_work_counts(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Rows per SAMPLE_WORK_TABLES table an import would remove (non-zero only; {} when
+    the shop is not the sample)."""
+    if not replaces_sample(cur):
+        return {}
+    counts: dict[str, int] = {}
+    for table in SAMPLE_WORK_TABLES:
+        if table_exists(cur, table):
+            # Table names come from the constant SAMPLE_WORK_TABLES.
+            n = int(cur.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])  # noqa: S608
+            if n:
+                counts[table] = n
+    return counts
+
+
+def sample_work_note(counts: dict[str, int], done: bool) -> str | None:
+    """One sentence on the sample's personas, runs and actions an import removes."""
+    parts = [f"{counts[t]:,} {name}" for t, name in
+             (("personas", "persona(s)"), ("clustering_runs", "clustering run(s)"), ("actions", "action(s)"))
+             if counts.get(t)]
+    if not parts:
+        return None
+    verb = "were removed" if done else "will be removed"
+    return (f"the sample shop's {', '.join(parts)} {verb} with it: they describe generated "
+            "customers (personas and actions of an imported shop are kept by later imports)")
+
+
 def replace_shop(
     cur: duckdb.DuckDBPyConnection,
     report: ImportReport,
@@ -181,13 +223,20 @@ def replace_shop(
 ) -> int:
     """Inside the caller's transaction: empty the shop, write the staging tables, record it.
 
-    Returns the new import_id. Settings written: source=import, consent (the
+    When the shop replaced is the generated sample, its personas (with history, members,
+    comments), clustering runs and actions go too (SAMPLE_WORK_TABLES); an imported
+    shop's are kept. Returns the new import_id. Settings written: source=import, consent (the
     declaration), currency, import_id, import_preset, missing_data (JSON list of codes:
     sessions, events, demographics, acquisition_channels, product_categories, devices).
     """
-    for table in (*REPLACED_TABLES, *(t for t in DERIVED_TABLES if table_exists(cur, t))):
-        # Table names come from the two constant tuples above.
+    sample_work = sample_work_counts(cur)
+    for table in (*REPLACED_TABLES, *(t for t in DERIVED_TABLES if table_exists(cur, t)),
+                  *(t for t in SAMPLE_WORK_TABLES if t in sample_work)):
+        # Table names come from the three constant tuples above.
         cur.execute(f"DELETE FROM {table}")  # noqa: S608
+    note = sample_work_note(sample_work, done=True)
+    if note:
+        report.notes.append(note)
     for table, sql in _INSERTS:
         params = {"declared": report.consent} if "$declared" in sql else {}
         cur.execute(sql, params)
