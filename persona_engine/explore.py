@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
@@ -221,11 +222,17 @@ def _bounds(flt: CustomerFilter) -> tuple[datetime, datetime]:
     return start, end
 
 
-# Results are cached per cursor in temporary tables (private to the cursor, possible on a
-# read-only database): the page of one filter change asks for about twenty charts, which
-# share the filtered customer set and, several at a time, one aggregation. Each cached
-# table is registered with the key it was computed for; a new key recomputes it.
+# The page of one filter change asks for about twenty charts, which share the filtered
+# customer set and, several at a time, one aggregation. Large intermediate sets (the
+# filtered customers, the rollups of a date range) live in the cursor's temporary tables
+# (private to the cursor, possible on a read-only database), registered with the key they
+# were computed for; a new key recomputes them.
 _REGISTRY = "explorer_cache_keys"
+# Small results (a few hundred rows) are kept in memory: (id of the cursor, name) -> (key,
+# result). Keys carry the time features were computed, so a result never outlives them.
+_MEMO: dict[tuple[int, str], tuple[str, pd.DataFrame]] = {}
+_MEMO_LOCK = threading.Lock()
+_MEMO_SIZE = 2000
 _AUDIENCE = "explorer_audience"
 _EXCLUDED = "explorer_excluded"
 
@@ -269,19 +276,28 @@ def _cached(
 ) -> pd.DataFrame:
     """The (small) result of `build()`'s query for this key, computed once per key.
 
-    `name` is a code constant naming the cached table; `build` returns the SELECT and its
-    bound values.
+    `name` says what it is (a code constant); `build` returns the SELECT and its bound
+    values. Results are kept in memory per cursor, one per name: a new key replaces it.
     """
-    table = f"explorer_{name}"
-    if _registry_key(cur, name) != key:
-        sql, params = build()
-        cur.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS " + sql, params)  # noqa: S608 - constant name, built SQL binds every value
-        _register(cur, name, key)
-    return fetch_df(cur, f"SELECT * FROM {table}")  # noqa: S608 - constant name
+    slot = (id(cur), name)
+    with _MEMO_LOCK:
+        hit = _MEMO.get(slot)
+    if hit is not None and hit[0] == key:
+        return hit[1].copy()
+    sql, params = build()
+    df = fetch_df(cur, sql, params)
+    with _MEMO_LOCK:
+        if len(_MEMO) > _MEMO_SIZE:
+            _MEMO.clear()  # a crude bound: results are recomputed on demand
+        _MEMO[slot] = (key, df)
+    return df.copy()
 
 
 def clear_cache(cur: duckdb.DuckDBPyConnection) -> None:
     """Forget every cached explorer result of this cursor (they are recomputed on demand)."""
+    with _MEMO_LOCK:
+        for slot in [s for s in _MEMO if s[0] == id(cur)]:
+            del _MEMO[slot]
     cur.execute(f"DROP TABLE IF EXISTS {_REGISTRY}")  # noqa: S608 - constant
 
 
@@ -462,7 +478,9 @@ class _Audience:
 
     key: str
     state_key: str  # what shop-wide facts cached for this call depend on
-    everyone: bool  # no restriction at all: rollups are read whole
+    cube: bool  # answered from the cubes: `cube_where` over the cell dimensions
+    cube_where: str
+    cube_params: dict[str, Any]
     dated: bool  # a date range: the range rollups replace the lifetime ones
     complement: bool  # most of the universe is kept: membership tests the excluded ones
     customers: int
@@ -487,8 +505,6 @@ class _Audience:
         audience is most of its universe, the condition excludes the few customers left
         out instead of looking up the many kept: a much smaller hash table per query.
         """
-        if self.everyone:
-            return "TRUE"
         if self.complement and (universe == "rollup" or (universe == "features" and not self.dated)):
             return f"{alias}.customer_id NOT IN (SELECT customer_id FROM {_EXCLUDED})"  # noqa: S608 - alias and table are code constants
         return f"{alias}.customer_id IN (SELECT customer_id FROM {_AUDIENCE})"  # noqa: S608 - alias and table are code constants
@@ -497,32 +513,20 @@ class _Audience:
 def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience | None:
     """The filtered customers, or None when features were never computed.
 
-    For everyone, while consent has not changed since the features were computed, nothing
-    is materialised: the rollups hold exactly the consenting customers. Otherwise the set
-    is kept in a temporary table until the filter, the features or consent change; the
-    consent view is part of its query, so a withdrawal takes effect at the next call.
+    A filter on the cell dimensions alone is answered from the cubes, nothing is
+    materialised. Otherwise the set is kept in a temporary table until the filter, the
+    features or consent change; the consent view is part of its query, so a withdrawal
+    takes effect at the next call.
     """
     state = _state(cur)
     if state is None:
         return None
-    everyone = flt.is_everyone and state.unchanged_consent
     key = _filter_key(state, flt)
-    stats_sql = (
-        "SELECT count(*) AS customers, count(*) FILTER (frequency > 0) AS buyers, "
-        "count(*) FILTER (visitor) AS visitors, count(*) FILTER (carter) AS carters, "
-        "count(*) FILTER (categorised) AS categorised, "
-        "coalesce(sum(frequency), 0) AS orders, coalesce(sum(monetary), 0) AS revenue "
-    )
-    if everyone:
-        stats = _cached(
-            cur, "everyone_stats", key,
-            lambda: (
-                stats_sql + "FROM (SELECT frequency, monetary, sessions_total > 0 AS visitor, "  # noqa: S608 - constant SQL
-                "cart_abandonment_rate IS NOT NULL AS carter, "
-                "favourite_category IS NOT NULL AS categorised FROM customer_features)",
-                {},
-            ),
-        )
+    if _uses_cubes(flt, state):
+        q = _Sql()
+        where = _cube_where(flt, q)
+        shell = _Audience(key, state.key, True, where, q.params, False, False, 0, 0, 0, 0, 0, 0, 0.0)
+        row = _bundle(cur, shell, "stats").iloc[0]
     else:
         if flt.has_dates:
             _ensure_range(cur, state, flt)
@@ -533,28 +537,40 @@ def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience 
                 q.params,
             )
             _register(cur, "audience", key)
-        stats = _cached(cur, "audience_stats", key, lambda: (stats_sql + f"FROM {_AUDIENCE}", {}))  # noqa: S608 - constant name
-    row = stats.iloc[0]
+        stats_sql = (
+            "SELECT count(*) AS customers, count(*) FILTER (frequency > 0) AS buyers, "  # noqa: S608 - constant name
+            "count(*) FILTER (visitor) AS visitors, count(*) FILTER (carter) AS carters, "
+            "count(*) FILTER (categorised) AS categorised, "
+            "coalesce(sum(frequency), 0) AS orders, coalesce(sum(monetary), 0) AS revenue "
+            f"FROM {_AUDIENCE}"
+        )
+        row = _cached(cur, "audience_stats", key, lambda: (stats_sql, {})).iloc[0]
+    customers = 0 if pd.isna(row["customers"]) else int(row["customers"])
     complement = False
-    if not everyone:
+    if not _uses_cubes(flt, state) and customers:
         universe = _RANGE_CUSTOMERS if flt.has_dates else "customer_features"
         universe_size = int(_cached(
             cur, "universe_size", f"{key}|{universe}",
             lambda: (f"SELECT count(*) AS n FROM {universe}", {}),  # noqa: S608 - constant names
         ).iloc[0]["n"])
-        complement = 2 * int(row["customers"]) > universe_size
+        complement = 2 * customers > universe_size
         if complement and _registry_key(cur, "excluded") != key:
             cur.execute(
                 f"CREATE OR REPLACE TEMP TABLE {_EXCLUDED} AS SELECT customer_id FROM {universe} "  # noqa: S608 - constant names
                 f"WHERE customer_id NOT IN (SELECT customer_id FROM {_AUDIENCE})"
             )
             _register(cur, "excluded", key)
+
+    def count(column: str) -> int:
+        return 0 if pd.isna(row[column]) else int(row[column])
+
+    cube = _uses_cubes(flt, state)
     return _Audience(
-        key=key, state_key=state.key, everyone=everyone, dated=flt.has_dates,
-        complement=complement, customers=int(row["customers"]), buyers=int(row["buyers"]),
-        visitors=int(row["visitors"]), carters=int(row["carters"]),
-        categorised=int(row["categorised"]), orders=int(row["orders"]),
-        revenue=float(row["revenue"]),
+        key=key, state_key=state.key, cube=cube, cube_where=where if cube else "",
+        cube_params=q.params if cube else {}, dated=flt.has_dates, complement=complement,
+        customers=customers, buyers=count("buyers"), visitors=count("visitors"),
+        carters=count("carters"), categorised=count("categorised"), orders=count("orders"),
+        revenue=0.0 if pd.isna(row["revenue"]) else float(row["revenue"]),
     )
 
 
@@ -563,7 +579,7 @@ def _precheck(
 ) -> tuple[ChartData | None, _Audience]:
     """The unavailable result when features are missing or the filter keeps nobody."""
     audience = _audience(cur, flt)
-    empty = _Audience("", "", False, False, False, 0, 0, 0, 0, 0, 0, 0.0)
+    empty = _Audience("", "", False, "", {}, False, False, 0, 0, 0, 0, 0, 0, 0.0)
     if audience is None:
         return _unavailable(NO_FEATURES, columns), empty
     if audience.customers == 0:
@@ -612,6 +628,243 @@ def _has_sessions(cur: duckdb.DuckDBPyConnection, a: _Audience) -> bool:
 
 def _has_orders(cur: duckdb.DuckDBPyConnection, a: _Audience) -> bool:
     return _shop_fact(cur, a, "orders", "SELECT EXISTS (SELECT 1 FROM customer_order_values)")
+
+
+# ---------------------------------------------------------------- aggregations and cubes
+
+# The cells of the cubes: a filter on these columns only (no segment, persona or date) is
+# answered from the cubes. Column names are those of the cube tables.
+CELL_DIMENSIONS: tuple[str, ...] = (
+    "country", "region", "acquisition_channel", "main_device", "rfm_group",
+)
+_FILTER_CELLS = (
+    ("countries", "country"), ("regions", "region"),
+    ("acquisition_channels", "acquisition_channel"), ("devices", "main_device"),
+    ("rfm_groups", "rfm_group"),
+)
+
+
+@dataclass(frozen=True)
+class _Bundle:
+    """One aggregation several charts share, written once for three uses: over the
+    filtered customers' rows, to build its cube at feature time, and to read the cube.
+
+    `source` is a FROM clause whose customer rows have the alias `r` (`{rollup}` stands for
+    the lifetime or date-range rollup of kind `rollup`); `keys` and `measures` are
+    (expression, name) pairs; measures add up across cells (counts and sums).
+    """
+
+    source: str
+    keys: tuple[tuple[str, str], ...]
+    measures: tuple[tuple[str, str], ...]
+    where: str = "TRUE"
+    universe: str = "rollup"
+    rollup: str | None = None
+
+
+_SESSION_MEASURES = (
+    ("count(*)", "customers"),
+    ("count(*) FILTER (r.cart_sessions > 0)", "cart_customers"),
+    ("sum(r.sessions)", "sessions"),
+)
+_BUNDLES: dict[str, _Bundle] = {
+    "stats": _Bundle(
+        source="customer_features r",
+        keys=(),
+        measures=(
+            ("count(*)", "customers"),
+            ("count(*) FILTER (r.frequency > 0)", "buyers"),
+            ("count(*) FILTER (r.sessions_total > 0)", "visitors"),
+            ("count(*) FILTER (r.cart_abandonment_rate IS NOT NULL)", "carters"),
+            ("count(*) FILTER (r.favourite_category IS NOT NULL)", "categorised"),
+            ("coalesce(sum(r.frequency), 0)", "orders"),
+            ("coalesce(sum(r.monetary), 0)", "revenue"),
+        ),
+        universe="features",
+    ),
+    "rfm": _Bundle(
+        source="customer_segments r JOIN customer_features f ON f.customer_id = r.customer_id",
+        keys=(("r.r_score", "r_score"), ("r.f_score", "f_score")),
+        measures=(("count(*)", "customers"), ("sum(f.monetary)", "revenue")),
+        where="r.r_score IS NOT NULL",
+        universe="features",
+    ),
+    "segments": _Bundle(
+        source="(SELECT customer_id, unnest(segments) AS segment FROM customer_segments) r",
+        keys=(("r.segment", "segment"),),
+        measures=(("count(*)", "customers"),),
+        universe="features",
+    ),
+    "sessions_device": _Bundle(
+        source="{rollup} r",
+        keys=(("'device'", "dimension"), ("r.device", "value")),
+        measures=(
+            *_SESSION_MEASURES,
+            ("sum(r.product_view_sessions)", "product_view"),
+            ("sum(r.cart_sessions)", "cart"),
+            ("sum(r.checkout_sessions)", "checkout"),
+            ("sum(r.order_sessions)", '"order"'),
+            ("sum(r.abandoned_cart_sessions)", "abandoned"),
+        ),
+        rollup="session_devices",
+    ),
+    "sessions_source": _Bundle(
+        source="{rollup} r",
+        keys=(("'source'", "dimension"), ("r.source", "value")),
+        measures=(
+            *_SESSION_MEASURES,
+            ("CAST(NULL AS BIGINT)", "product_view"),
+            ("sum(r.cart_sessions)", "cart"),
+            ("CAST(NULL AS BIGINT)", "checkout"),
+            ("sum(r.order_sessions)", '"order"'),
+            ("sum(r.abandoned_cart_sessions)", "abandoned"),
+        ),
+        rollup="session_sources",
+    ),
+    "order_mix": _Bundle(
+        source="{rollup} r",
+        keys=(("r.dimension", "dimension"), ("r.value", "value")),
+        measures=(("count(*)", "customers"), ("sum(r.orders)", "orders"), ("sum(r.revenue)", "revenue")),
+        rollup="order_values",
+    ),
+    "categories": _Bundle(
+        source="{rollup} r",
+        keys=(("r.category", "category"),),
+        measures=(("count(*)", "customers"), ("sum(r.revenue)", "revenue"), ("sum(r.quantity)", "quantity")),
+        rollup="categories",
+    ),
+    "weekday_hour": _Bundle(
+        source="{rollup} r",
+        keys=(("r.weekday", "weekday"), ("r.hour", "hour")),
+        measures=(("sum(r.orders)", "orders"), ("sum(r.revenue)", "revenue")),
+        rollup="order_hours",
+    ),
+    "months": _Bundle(
+        source="customer_order_months r",
+        keys=(("r.cohort", "cohort"), ("r.month", "month")),
+        measures=(("count(*)", "customers"), ("sum(r.revenue)", "revenue")),
+        universe="features",
+    ),
+}
+# Bundle -> cube table; the demographics have their own queries (one pass, many fields).
+CUBE_TABLES: dict[str, str] = {
+    "stats": "cube_stats",
+    "demographics": "cube_demographics",
+    "rfm": "cube_rfm",
+    "segments": "cube_segments",
+    "sessions_device": "cube_sessions",
+    "sessions_source": "cube_sessions",
+    "order_mix": "cube_order_mix",
+    "categories": "cube_categories",
+    "weekday_hour": "cube_weekday_hour",
+    "months": "cube_months",
+}
+
+
+def _select_list(pairs: Sequence[tuple[str, str]]) -> str:
+    return ", ".join(f"{expr} AS {name}" for expr, name in pairs)
+
+
+def _bundle(
+    cur: duckdb.DuckDBPyConnection, a: _Audience, name: str, extra: str = "TRUE",
+    extra_params: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """The result of bundle `name` for the filtered customers: from its cube when the filter
+    allows, else from the customers' rows. `extra` is one more condition over `r` (its
+    values in `extra_params`), for the per-customer path only."""
+    spec = _BUNDLES[name]
+    keys = ", ".join(n for _, n in spec.keys)
+    if a.cube:
+        measures = ", ".join(f"sum({n}) AS {n}" for _, n in spec.measures)
+        table = CUBE_TABLES[name]
+        dimension = " AND dimension = " + spec.keys[0][0] if table == "cube_sessions" else ""
+        # Names come from _BUNDLES and CUBE_TABLES; the filter's values are bound in cube_params.
+        sql = (
+            f"SELECT {keys + ', ' if keys else ''}{measures} FROM {table} "  # noqa: S608
+            f"WHERE {a.cube_where}{dimension} GROUP BY ALL"
+        )
+        return _cached(cur, name, a.key, lambda: (sql, dict(a.cube_params)))
+    source = spec.source.format(rollup=a.table(spec.rollup)) if spec.rollup else spec.source
+    sql = (
+        f"SELECT {_select_list(spec.keys + spec.measures)} FROM {source} "  # noqa: S608 - names from _BUNDLES; extra is a constant condition
+        f"WHERE {spec.where} AND {a.member('r', spec.universe)} AND {extra} GROUP BY ALL"
+    )
+    return _cached(cur, name, a.key, lambda: (sql, dict(extra_params or {})))
+
+
+def _cube_where(flt: CustomerFilter, q: _Sql) -> str:
+    conditions = [
+        f"list_contains({q.bind(list(getattr(flt, field)))}, {column})"
+        for field, column in _FILTER_CELLS
+        if getattr(flt, field)
+    ]
+    return " AND ".join(conditions) or "TRUE"
+
+
+def _uses_cubes(flt: CustomerFilter, state: _State) -> bool:
+    """Whether the cubes can answer: only cell dimensions filtered, and consent unchanged
+    since they were built (they hold the customers consenting then)."""
+    return (
+        state.unchanged_consent
+        and not flt.has_dates and not flt.segments and not flt.persona_ids
+    )
+
+
+# The cell of each customer with features; built in the features transaction.
+_CELLS_SQL = """
+CREATE OR REPLACE TEMP TABLE feature_cells AS
+SELECT f.customer_id, c.country, c.region, c.acquisition_channel, f.main_device, s.rfm_group
+FROM customer_features f
+JOIN analysis_customers c ON c.customer_id = f.customer_id
+JOIN customer_segments s ON s.customer_id = f.customer_id
+"""
+
+
+def _cube_insert_sql(name: str) -> str:
+    spec = _BUNDLES[name]
+    lifetime = _ROLLUPS[spec.rollup][0] if spec.rollup else ""
+    source = spec.source.format(rollup=lifetime) if spec.rollup else spec.source
+    cells = ", ".join(f"cell.{d}" for d in CELL_DIMENSIONS)
+    return (
+        f"INSERT INTO {CUBE_TABLES[name]} SELECT {cells}, "  # noqa: S608 - names from _BUNDLES and CUBE_TABLES
+        f"{_select_list(spec.keys + spec.measures)} FROM {source} "
+        f"JOIN feature_cells cell ON cell.customer_id = r.customer_id "
+        f"WHERE {spec.where} GROUP BY ALL"
+    )
+
+
+def _demographics_cube_sql() -> str:
+    cells = ", ".join(f"cell.{d} AS {d}" for d in CELL_DIMENSIONS)
+    dims = ", ".join(CELL_DIMENSIONS)
+    # Fields are renamed d_<field>: country and region are also cell dimensions.
+    columns = ", ".join(f"{DEMOGRAPHIC_FIELDS[n][0]} AS d_{n}" for n in _SINGLE_VALUED)
+    sets = ", ".join(f"({dims}, d_{n})" for n in _SINGLE_VALUED)
+    field = " ".join(f"WHEN grouping(d_{n}) = 0 THEN '{n}'" for n in _SINGLE_VALUED)
+    value = " ".join(f"WHEN grouping(d_{n}) = 0 THEN CAST(d_{n} AS VARCHAR)" for n in _SINGLE_VALUED)
+    # Identifiers and expressions come from DEMOGRAPHIC_FIELDS and CELL_DIMENSIONS.
+    return (
+        f"INSERT INTO cube_demographics SELECT {dims}, CASE {field} END, CASE {value} END, "  # noqa: S608
+        f"count(*) FROM (SELECT {cells}, {columns} FROM analysis_customers c "
+        "JOIN feature_cells cell ON cell.customer_id = c.customer_id) "
+        f"GROUP BY GROUPING SETS ({sets}) "
+        f"UNION ALL SELECT {dims}, 'interests', interest, count(*) FROM ("
+        f"SELECT {cells}, unnest(CASE WHEN len(c.interests) > 0 THEN c.interests ELSE [NULL] END) "
+        "AS interest FROM analysis_customers c "
+        "JOIN feature_cells cell ON cell.customer_id = c.customer_id) GROUP BY ALL"
+    )
+
+
+def write_cubes(cur: duckdb.DuckDBPyConnection, only: Sequence[str] | None = None) -> None:
+    """Rebuild the explorer cubes (CUBE_TABLES) from customer_features, the rollups and
+    customer_segments; call inside the caller's transaction. `only` limits the rebuild to
+    some bundles (new segment thresholds change the segments cube alone)."""
+    names = list(only) if only is not None else [*_BUNDLES, "demographics"]
+    cur.execute(_CELLS_SQL)
+    for table in dict.fromkeys(CUBE_TABLES[n] for n in names):
+        cur.execute(f"DELETE FROM {table}")  # noqa: S608 - names from CUBE_TABLES
+    for name in names:
+        cur.execute(_demographics_cube_sql() if name == "demographics" else _cube_insert_sql(name))
+    cur.execute("DROP TABLE feature_cells")
 
 
 # ---------------------------------------------------------------- summary and options
@@ -742,6 +995,12 @@ def _field_counts(cur: duckdb.DuckDBPyConnection, a: _Audience) -> dict[str, int
 
 def _demographics(cur: duckdb.DuckDBPyConnection, a: _Audience) -> pd.DataFrame:
     """Customers per value of every demographic field, in one pass: field, value, customers."""
+    if a.cube:
+        sql = (
+            "SELECT field, value, sum(customers) AS customers FROM cube_demographics "  # noqa: S608 - cube_where binds its values
+            f"WHERE {a.cube_where} GROUP BY ALL"
+        )
+        return _cached(cur, "demographics", a.key, lambda: (sql, dict(a.cube_params)))
 
     def build() -> tuple[str, dict[str, Any]]:
         columns = ", ".join(f"{DEMOGRAPHIC_FIELDS[n][0]} AS {n}" for n in _SINGLE_VALUED)
@@ -805,15 +1064,7 @@ RFM_GROUP_COLUMNS = ("rfm_group", "customers", "share", "revenue", "revenue_shar
 
 def _rfm_cells(cur: duckdb.DuckDBPyConnection, a: _Audience) -> pd.DataFrame:
     """All 25 R x F cells of the filtered customers: customers and lifetime revenue."""
-    cells = _cached(
-        cur, "rfm", a.key,
-        lambda: (
-            "SELECT s.r_score, s.f_score, count(*) AS customers, sum(f.monetary) AS revenue "  # noqa: S608 - member() is a constant condition
-            "FROM customer_segments s JOIN customer_features f USING (customer_id) "
-            f"WHERE s.r_score IS NOT NULL AND {a.member('s', 'features')} GROUP BY ALL",
-            {},
-        ),
-    )
+    cells = _bundle(cur, a, "rfm")
     grid = pd.DataFrame(
         [(r, f) for r in range(5, 0, -1) for f in range(1, 6)], columns=["r_score", "f_score"]
     )
@@ -878,14 +1129,7 @@ def behaviour_segments(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> C
     missing, a = _precheck(cur, flt, SEGMENT_COLUMNS)
     if missing:
         return missing
-    found = _cached(
-        cur, "segments", a.key,
-        lambda: (
-            "SELECT segment, count(*) AS customers FROM (SELECT unnest(s.segments) AS segment "  # noqa: S608 - member() is a constant condition
-            f"FROM customer_segments s WHERE {a.member('s', 'features')}) GROUP BY 1",
-            {},
-        ),
-    )
+    found = _bundle(cur, a, "segments")
     base = pd.DataFrame({"segment": list(BEHAVIOUR_SEGMENTS)})
     interests = found[found["segment"].str.startswith(INTEREST_PREFIX)].sort_values(
         ["customers", "segment"], ascending=[False, True]
@@ -914,23 +1158,9 @@ def _sessions(cur: duckdb.DuckDBPyConnection, a: _Audience) -> pd.DataFrame:
     per customer and value, so count(*) counts customers; the total row sums the devices
     and takes its customers from the audience.
     """
-    devices, sources = a.table("session_devices"), a.table("session_sources")
-    df = _cached(
-        cur, "sessions", a.key,
-        lambda: (
-            "SELECT 'device' AS dimension, device AS value, count(*) AS customers, "  # noqa: S608 - tables from _ROLLUPS, member() a constant condition
-            "count(*) FILTER (cart_sessions > 0) AS cart_customers, "
-            "sum(sessions) AS sessions, sum(product_view_sessions) AS product_view, "
-            "sum(cart_sessions) AS cart, sum(checkout_sessions) AS checkout, "
-            "sum(order_sessions) AS \"order\", sum(abandoned_cart_sessions) AS abandoned "
-            f"FROM {devices} r WHERE {a.member('r')} GROUP BY 2 "
-            "UNION ALL "
-            "SELECT 'source', source, count(*), count(*) FILTER (cart_sessions > 0), "
-            "sum(sessions), NULL, sum(cart_sessions), NULL, sum(order_sessions), "
-            "sum(abandoned_cart_sessions) "
-            f"FROM {sources} r WHERE {a.member('r')} GROUP BY 2",
-            {},
-        ),
+    df = pd.concat(
+        [_bundle(cur, a, "sessions_device"), _bundle(cur, a, "sessions_source")],
+        ignore_index=True,
     )
     devices_rows = df[df["dimension"] == "device"]
     total = devices_rows.drop(columns=["dimension", "value"]).sum(numeric_only=True).to_dict()
@@ -1009,15 +1239,7 @@ def _order_mixes(cur: duckdb.DuckDBPyConnection, a: _Audience) -> pd.DataFrame:
     Out: dimension (ORDER_MIX_BY or 'total'), value, customers, orders, revenue. Rows of the
     rollup are unique per customer, dimension and value: count(*) counts customers.
     """
-    table = a.table("order_values")
-    df = _cached(
-        cur, "order_mix", a.key,
-        lambda: (
-            "SELECT dimension, value, count(*) AS customers, sum(orders) AS orders, "  # noqa: S608 - table from _ROLLUPS, member() a constant condition
-            f"sum(revenue) AS revenue FROM {table} r WHERE {a.member('r')} GROUP BY 1, 2",
-            {},
-        ),
-    )
+    df = _bundle(cur, a, "order_mix")
     total = pd.DataFrame([{
         "dimension": "total", "value": None, "customers": a.buyers, "orders": a.orders,
         "revenue": a.revenue,
@@ -1069,15 +1291,7 @@ def category_mix(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> ChartDa
         return missing
     if not _shop_fact(cur, a, "items", "SELECT EXISTS (SELECT 1 FROM customer_category_revenue)"):
         return _unavailable(NO_ITEMS if _has_orders(cur, a) else NO_ORDERS, CATEGORY_COLUMNS)
-    table = a.table("categories")
-    df = _cached(
-        cur, "categories", a.key,
-        lambda: (
-            "SELECT category, count(*) AS customers, sum(revenue) AS revenue, "  # noqa: S608 - table from _ROLLUPS, member() a constant condition
-            f"sum(quantity) AS quantity FROM {table} r WHERE {a.member('r')} GROUP BY 1",
-            {},
-        ),
-    )
+    df = _bundle(cur, a, "categories")
     n_customers = a.categorised
     total_revenue = float(df["revenue"].sum()) if len(df) else 0.0
     if not total_revenue:
@@ -1102,15 +1316,7 @@ def weekday_hour(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> ChartDa
         return missing
     if not _has_orders(cur, a):
         return _unavailable(NO_ORDERS, WEEKDAY_HOUR_COLUMNS)
-    table = a.table("order_hours")
-    cells = _cached(
-        cur, "weekday_hour", a.key,
-        lambda: (
-            "SELECT weekday, hour, sum(orders) AS orders, sum(revenue) AS revenue "  # noqa: S608 - table from _ROLLUPS, member() a constant condition
-            f"FROM {table} r WHERE {a.member('r')} GROUP BY ALL",
-            {},
-        ),
-    )
+    cells = _bundle(cur, a, "weekday_hour")
     n_customers = a.buyers
     if not len(cells) or not cells["orders"].sum():
         return _unavailable(NO_ORDERS, WEEKDAY_HOUR_COLUMNS)
@@ -1136,16 +1342,8 @@ def _months(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, a: _Audience) -
     """Customers and revenue per (first-order month, order month), and how many customers
     bought in the months kept (every month a date range touches)."""
 
-    def build() -> tuple[str, dict[str, Any]]:
-        q = _Sql()
-        sql = (
-            "SELECT m.cohort, m.month, count(*) AS customers, sum(m.revenue) AS revenue "  # noqa: S608 - placeholders and constant conditions only
-            "FROM customer_order_months m "
-            f"WHERE {a.member('m', 'features')} AND {_month_bounds(flt, q, 'm.month')} GROUP BY ALL"
-        )
-        return sql, q.params
-
-    df = _cached(cur, "months", a.key, build)
+    q = _Sql()
+    df = _bundle(cur, a, "months", _month_bounds(flt, q, "r.month"), q.params)
     if not flt.has_dates:
         return df, a.buyers
 
@@ -1260,17 +1458,20 @@ def best_customers(
     missing, a = _precheck(cur, flt, BEST_COLUMNS)
     if missing:
         return missing
+    q = _Sql()
     # Top-N first on the features alone, then the few winners are joined to their details.
     sql = f"""
         SELECT f.customer_id, f.monetary, f.frequency, f.average_order_value, f.tenure_days,
                f.recency_days, s.rfm_group, c.country
-        FROM (SELECT * FROM customer_features f WHERE f.{column} IS NOT NULL
-              AND {a.member('f', 'features')} ORDER BY f.{column} DESC, f.customer_id LIMIT {int(n)}) f
+        FROM (SELECT f.* FROM customer_features f
+              WHERE f.{column} IS NOT NULL
+                AND f.customer_id IN (SELECT customer_id FROM ({_audience_sql(flt, q)}))
+              ORDER BY f.{column} DESC, f.customer_id LIMIT {int(n)}) f
         JOIN analysis_customers c USING (customer_id)
         LEFT JOIN customer_segments s USING (customer_id)
         ORDER BY f.{column} DESC, f.customer_id
-    """  # noqa: S608 - column from BEST_BY; member() a constant condition; n an int checked above
-    df = _cached(cur, "best", f"{a.key}|{column}|{n}", lambda: (sql, {}))
+    """  # noqa: S608 - column from BEST_BY; the audience query binds its values; n an int checked above
+    df = _cached(cur, "best", f"{a.key}|{column}|{n}", lambda: (sql, q.params))
     return ChartData(df, a.customers)
 
 

@@ -81,6 +81,7 @@ FEATURE_STEPS: tuple[str, ...] = (
     "categories",
     "customer features",
     "segments",
+    "explorer cubes",
 )
 
 FEATURES_STATE_SETTING = "features_state"
@@ -387,8 +388,9 @@ def compute_customer_features(
     or the new content, never a mix. `reference_date` defaults to the day after the last
     order in the data. Shops without sessions get NULL session features, not 0.
     """
-    # Imported here: segments reads customer_features and the two modules would otherwise
-    # import each other.
+    # Imported here: segments and explore read customer_features and would otherwise import
+    # this module back.
+    from persona_engine.explore import write_cubes
     from persona_engine.segments import load_rules, write_segments
 
     total = len(FEATURE_STEPS)
@@ -429,6 +431,8 @@ def compute_customer_features(
         written = int(fetch_value(cur, "SELECT count(*) FROM customer_features") or 0)
         step()
         write_segments(cur, rules)
+        step()
+        write_cubes(cur)
         # Lets readers (the explorer's caches) tell which computation they see, and whether
         # consent changed since: "<computed_at>|<consenting customers at that time>".
         set_setting(cur, FEATURES_STATE_SETTING, f"{values['computed_at'].isoformat()}|{written}")

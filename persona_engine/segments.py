@@ -217,10 +217,22 @@ def assign_segments(cur: duckdb.DuckDBPyConnection, rules: BehaviourRules | None
     When `rules` is given it is validated and saved as the shop's thresholds, so that the
     next feature computation keeps it.
     """
+    # Imported here: explore imports this module.
+    from persona_engine.explore import write_cubes
+    from persona_engine.features import FEATURES_STATE_SETTING
+
     chosen = (rules if rules is not None else load_rules(cur)).validate()
     with transaction(cur):
         if rules is not None:
             save_rules(cur, chosen)
         cur.execute("DELETE FROM customer_segments")
         write_segments(cur, chosen)
+        write_cubes(cur, only=["segments"])
+        # A new stamp, same consenting count: the explorer's cached results are recomputed.
+        state = get_setting(cur, FEATURES_STATE_SETTING)
+        if state:
+            set_setting(
+                cur, FEATURES_STATE_SETTING,
+                f"{datetime.now().isoformat()}|{state.rsplit('|', 1)[1]}",
+            )
     return int(fetch_value(cur, "SELECT count(*) FROM customer_segments") or 0)

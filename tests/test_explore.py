@@ -36,7 +36,7 @@ from persona_engine.explore import (
     weekday_hour,
 )
 from persona_engine.features import compute_customer_features
-from persona_engine.segments import RFM_GROUPS, BehaviourRules, rfm_group_for
+from persona_engine.segments import RFM_GROUPS, BehaviourRules, assign_segments, rfm_group_for
 from persona_engine.store import open_store
 from tests.test_features import (
     CONSENTING,
@@ -178,9 +178,12 @@ def test_date_range_filter(shop, raw):
     assert size(shop, CustomerFilter(start=start, end=end, countries=["FR"])) == len(active & france)
 
 
-def test_large_audience_charts_match_pandas(shop, raw):
-    # Most customers kept (all channels but one): the charts test membership through the
-    # few customers left out; the numbers must be those of the kept customers.
+def test_large_audience_charts_match_pandas(shop, raw, monkeypatch):
+    # Most customers kept (all channels but one), read from the customers' rows (cubes
+    # off): membership is tested through the few customers left out; the numbers must be
+    # those of the kept customers.
+    monkeypatch.setattr(explore, "_uses_cubes", lambda flt, state: False)
+    explore.clear_cache(shop)
     c = raw["customers"]
     kept = set(c.loc[c["acquisition_channel"] != "direct", "customer_id"])
     assert 16 < len(kept) < 32
@@ -192,6 +195,44 @@ def test_large_audience_charts_match_pandas(shop, raw):
     assert funnel(shop, flt).data.loc[0, "sessions"] == len(s)
     groups = rfm_groups(shop, flt)
     assert groups.n_customers == done["customer_id"].nunique()
+
+
+def every_chart(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> dict[str, explore.ChartData]:
+    charts = {f"demographics:{f}": demographic_breakdown(cur, flt, f) for f in explore.DEMOGRAPHIC_FIELDS}
+    charts.update(
+        summary=audience_summary(cur, flt), rfm_grid=rfm_grid(cur, flt), rfm_groups=rfm_groups(cur, flt),
+        segments=behaviour_segments(cur, flt), funnel=funnel(cur, flt),
+        cart_device=cart_abandonment(cur, flt, "device"), cart_source=cart_abandonment(cur, flt, "source"),
+        category=category_mix(cur, flt), weekday_hour=weekday_hour(cur, flt),
+        new_vs_returning=new_vs_returning_revenue(cur, flt), cohorts=cohort_retention(cur, flt),
+        best=best_customers(cur, flt, "revenue", 5),
+    )
+    for by in explore.ORDER_MIX_BY:
+        charts[f"order_mix:{by}"] = order_mix(cur, flt, by)
+    return charts
+
+
+@pytest.mark.parametrize(
+    "flt",
+    [
+        EVERYONE,
+        CustomerFilter(countries=["FR", "BE"]),
+        CustomerFilter(acquisition_channels=["search", "email", "social"], devices=["mobile", "desktop"]),
+        CustomerFilter(rfm_groups=["lost", "at_risk", "hibernating"]),
+    ],
+)
+def test_cubes_and_customer_rows_agree(shop, flt, monkeypatch):
+    # Filters on the cell dimensions are read from the cubes; every chart must be the same
+    # as when it is computed from the customers' rows.
+    from_cubes = every_chart(shop, flt)
+    monkeypatch.setattr(explore, "_uses_cubes", lambda f, state: False)
+    explore.clear_cache(shop)  # cached results are keyed by filter, not by path
+    from_rows = every_chart(shop, flt)
+    for name, chart in from_cubes.items():
+        other = from_rows[name]
+        assert (chart.available, chart.reason, chart.n_customers) == (other.available, other.reason, other.n_customers), name
+        pd.testing.assert_frame_equal(chart.data, other.data, check_dtype=False, obj=name)
+    assert from_cubes["summary"].n_customers > 0
 
 
 def test_filters_combine_with_and(shop, raw):
@@ -216,6 +257,19 @@ def test_withdrawn_consent_applies_before_recomputing(store):
     assert 1 not in set(audience_export(cur, EVERYONE).data["customer_id"])
     # Customer 1's single order leaves the charts too.
     assert order_mix(cur, EVERYONE, "channel").data["orders"].sum() == orders_before - 1
+
+
+def test_new_segment_thresholds_show_at_once(store):
+    cur = store.cursor()
+    build_small_shop(cur)
+    compute_customer_features(cur)
+    before = behaviour_segments(cur, EVERYONE).data.set_index("segment")["customers"]
+    rules = BehaviourRules(loyal_min_orders=2, loyal_max_recency_days=365)
+    assign_segments(cur, rules)
+    expected = reference_segments(computed_features(cur), rules)["loyal_buyers"]
+    after = behaviour_segments(cur, EVERYONE).data.set_index("segment")["customers"]
+    assert after["loyal_buyers"] == len(expected) > before["loyal_buyers"]
+    assert size(cur, CustomerFilter(segments=["loyal_buyers"])) == len(expected)
 
 
 # ---------------------------------------------------------------- charts against pandas

@@ -469,6 +469,127 @@ CREATE TABLE cluster_projection (
 );
 """
 
+# Explorer cubes: every chart's aggregate per cell of the five filter dimensions (country,
+# region, acquisition channel, main device, RFM group). A filter on these dimensions is then
+# a scan of a few thousand rows per chart; segment, persona and date filters use the
+# per-customer rollups. Customer counts add up across cells: a customer is in one cell.
+EXPLORER_CUBES = """
+CREATE TABLE cube_stats (
+    country             VARCHAR,
+    region              VARCHAR,
+    acquisition_channel VARCHAR,
+    main_device         VARCHAR,
+    rfm_group           VARCHAR,
+    customers           BIGINT NOT NULL,
+    buyers              BIGINT NOT NULL,
+    visitors            BIGINT NOT NULL,
+    carters             BIGINT NOT NULL,
+    categorised         BIGINT NOT NULL,
+    orders              BIGINT NOT NULL,
+    revenue             DOUBLE NOT NULL
+);
+
+CREATE TABLE cube_demographics (
+    country             VARCHAR,
+    region              VARCHAR,
+    acquisition_channel VARCHAR,
+    main_device         VARCHAR,
+    rfm_group           VARCHAR,
+    field               VARCHAR NOT NULL,
+    value               VARCHAR,
+    customers           BIGINT NOT NULL
+);
+
+CREATE TABLE cube_rfm (
+    country             VARCHAR,
+    region              VARCHAR,
+    acquisition_channel VARCHAR,
+    main_device         VARCHAR,
+    rfm_group           VARCHAR,
+    r_score             TINYINT NOT NULL,
+    f_score             TINYINT NOT NULL,
+    customers           BIGINT NOT NULL,
+    revenue             DOUBLE NOT NULL
+);
+
+CREATE TABLE cube_segments (
+    country             VARCHAR,
+    region              VARCHAR,
+    acquisition_channel VARCHAR,
+    main_device         VARCHAR,
+    rfm_group           VARCHAR,
+    segment             VARCHAR NOT NULL,
+    customers           BIGINT NOT NULL
+);
+
+CREATE TABLE cube_sessions (
+    country             VARCHAR,
+    region              VARCHAR,
+    acquisition_channel VARCHAR,
+    main_device         VARCHAR,
+    rfm_group           VARCHAR,
+    dimension           VARCHAR NOT NULL,
+    value               VARCHAR,
+    customers           BIGINT NOT NULL,
+    cart_customers      BIGINT NOT NULL,
+    sessions            BIGINT NOT NULL,
+    product_view        BIGINT,
+    cart                BIGINT NOT NULL,
+    checkout            BIGINT,
+    "order"             BIGINT NOT NULL,
+    abandoned           BIGINT NOT NULL
+);
+
+CREATE TABLE cube_order_mix (
+    country             VARCHAR,
+    region              VARCHAR,
+    acquisition_channel VARCHAR,
+    main_device         VARCHAR,
+    rfm_group           VARCHAR,
+    dimension           VARCHAR NOT NULL,
+    value               VARCHAR,
+    customers           BIGINT NOT NULL,
+    orders              BIGINT NOT NULL,
+    revenue             DOUBLE NOT NULL
+);
+
+CREATE TABLE cube_categories (
+    country             VARCHAR,
+    region              VARCHAR,
+    acquisition_channel VARCHAR,
+    main_device         VARCHAR,
+    rfm_group           VARCHAR,
+    category            VARCHAR,
+    customers           BIGINT NOT NULL,
+    revenue             DOUBLE NOT NULL,
+    quantity            BIGINT NOT NULL
+);
+
+CREATE TABLE cube_weekday_hour (
+    country             VARCHAR,
+    region              VARCHAR,
+    acquisition_channel VARCHAR,
+    main_device         VARCHAR,
+    rfm_group           VARCHAR,
+    weekday             TINYINT NOT NULL,
+    hour                TINYINT NOT NULL,
+    orders              BIGINT NOT NULL,
+    revenue             DOUBLE NOT NULL
+);
+
+CREATE TABLE cube_months (
+    country             VARCHAR,
+    region              VARCHAR,
+    acquisition_channel VARCHAR,
+    main_device         VARCHAR,
+    rfm_group           VARCHAR,
+    cohort              DATE NOT NULL,
+    month               DATE NOT NULL,
+    customers           BIGINT NOT NULL,
+    revenue             DOUBLE NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core shop tables", CORE_TABLES),
     Migration(2, "features and clustering", ANALYSIS_TABLES),
@@ -480,6 +601,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "explorer: session rollups by device and by source", SESSION_ROLLUPS),
     Migration(9, "explorer: order values by dimension, cohort month", ORDER_ROLLUPS),
     Migration(10, "clustering: distance to centre, projection sample", CLUSTERING_EXTRAS),
+    Migration(11, "explorer cubes per filter cell", EXPLORER_CUBES),
 )
 
 # Tables holding one shop's data and everything derived from it; replacing the shop (a new
@@ -492,5 +614,6 @@ ALL_DATA_TABLES: tuple[str, ...] = (
     "actions", "sample_truth", "sample_effects", "customer_segments", "customer_session_devices",
     "customer_session_sources",
     "customer_order_values", "customer_order_hours", "customer_order_months",
-    "customer_category_revenue",
+    "customer_category_revenue", "cube_stats", "cube_demographics", "cube_rfm", "cube_segments",
+    "cube_sessions", "cube_order_mix", "cube_categories", "cube_weekday_hour", "cube_months",
 )
