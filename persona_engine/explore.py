@@ -810,47 +810,66 @@ def _uses_cubes(flt: CustomerFilter, state: _State) -> bool:
     )
 
 
-# The cell of each customer with features; built in the features transaction.
-_CELLS_SQL = """
-CREATE OR REPLACE TEMP TABLE feature_cells AS
-SELECT f.customer_id, c.country, c.region, c.acquisition_channel, f.main_device, s.rfm_group
-FROM customer_features f
-JOIN analysis_customers c ON c.customer_id = f.customer_id
-JOIN customer_segments s ON s.customer_id = f.customer_id
-"""
+# The cell of each customer with features, as a small integer: cubes are grouped on it
+# (cheaper than five text columns) and the cell's dimensions are joined back at the end.
+_CELLS_SQL = (
+    """
+    CREATE OR REPLACE TEMP TABLE feature_cells AS
+    SELECT f.customer_id, c.country, c.region, c.acquisition_channel, f.main_device, s.rfm_group
+    FROM customer_features f
+    JOIN analysis_customers c ON c.customer_id = f.customer_id
+    JOIN customer_segments s ON s.customer_id = f.customer_id
+    """,
+    """
+    CREATE OR REPLACE TEMP TABLE feature_cell_dims AS
+    SELECT row_number() OVER () AS cell_id, *
+    FROM (SELECT DISTINCT country, region, acquisition_channel, main_device, rfm_group
+          FROM feature_cells)
+    """,
+    """
+    CREATE OR REPLACE TEMP TABLE feature_cells AS
+    SELECT f.customer_id, d.cell_id
+    FROM feature_cells f
+    JOIN feature_cell_dims d
+      ON d.country IS NOT DISTINCT FROM f.country AND d.region IS NOT DISTINCT FROM f.region
+     AND d.acquisition_channel IS NOT DISTINCT FROM f.acquisition_channel
+     AND d.main_device IS NOT DISTINCT FROM f.main_device
+     AND d.rfm_group IS NOT DISTINCT FROM f.rfm_group
+    """,
+)
 
 
 def _cube_insert_sql(name: str) -> str:
     spec = _BUNDLES[name]
     lifetime = _ROLLUPS[spec.rollup][0] if spec.rollup else ""
     source = spec.source.format(rollup=lifetime) if spec.rollup else spec.source
-    cells = ", ".join(f"cell.{d}" for d in CELL_DIMENSIONS)
+    dims = ", ".join(f"d.{d}" for d in CELL_DIMENSIONS)
     return (
-        f"INSERT INTO {CUBE_TABLES[name]} SELECT {cells}, "  # noqa: S608 - names from _BUNDLES and CUBE_TABLES
-        f"{_select_list(spec.keys + spec.measures)} FROM {source} "
+        f"INSERT INTO {CUBE_TABLES[name]} SELECT {dims}, agg.* EXCLUDE (cell_id) FROM ("  # noqa: S608 - names from _BUNDLES and CUBE_TABLES
+        f"SELECT cell.cell_id, {_select_list(spec.keys + spec.measures)} FROM {source} "
         f"JOIN feature_cells cell ON cell.customer_id = r.customer_id "
-        f"WHERE {spec.where} GROUP BY ALL"
+        f"WHERE {spec.where} GROUP BY ALL) agg JOIN feature_cell_dims d USING (cell_id)"
     )
 
 
 def _demographics_cube_sql() -> str:
-    cells = ", ".join(f"cell.{d} AS {d}" for d in CELL_DIMENSIONS)
-    dims = ", ".join(CELL_DIMENSIONS)
-    # Fields are renamed d_<field>: country and region are also cell dimensions.
+    dims = ", ".join(f"d.{d}" for d in CELL_DIMENSIONS)
     columns = ", ".join(f"{DEMOGRAPHIC_FIELDS[n][0]} AS d_{n}" for n in _SINGLE_VALUED)
-    sets = ", ".join(f"({dims}, d_{n})" for n in _SINGLE_VALUED)
+    sets = ", ".join(f"(cell_id, d_{n})" for n in _SINGLE_VALUED)
     field = " ".join(f"WHEN grouping(d_{n}) = 0 THEN '{n}'" for n in _SINGLE_VALUED)
     value = " ".join(f"WHEN grouping(d_{n}) = 0 THEN CAST(d_{n} AS VARCHAR)" for n in _SINGLE_VALUED)
     # Identifiers and expressions come from DEMOGRAPHIC_FIELDS and CELL_DIMENSIONS.
     return (
-        f"INSERT INTO cube_demographics SELECT {dims}, CASE {field} END, CASE {value} END, "  # noqa: S608
-        f"count(*) FROM (SELECT {cells}, {columns} FROM analysis_customers c "
+        f"INSERT INTO cube_demographics SELECT {dims}, agg.field, agg.value, agg.customers "  # noqa: S608
+        f"FROM (SELECT cell_id, CASE {field} END AS field, CASE {value} END AS value, "
+        f"count(*) AS customers FROM (SELECT cell.cell_id, {columns} FROM analysis_customers c "
         "JOIN feature_cells cell ON cell.customer_id = c.customer_id) "
         f"GROUP BY GROUPING SETS ({sets}) "
-        f"UNION ALL SELECT {dims}, 'interests', interest, count(*) FROM ("
-        f"SELECT {cells}, unnest(CASE WHEN len(c.interests) > 0 THEN c.interests ELSE [NULL] END) "
-        "AS interest FROM analysis_customers c "
-        "JOIN feature_cells cell ON cell.customer_id = c.customer_id) GROUP BY ALL"
+        "UNION ALL SELECT cell_id, 'interests', interest, count(*) FROM ("
+        "SELECT cell.cell_id, unnest(CASE WHEN len(c.interests) > 0 THEN c.interests "
+        "ELSE [NULL] END) AS interest FROM analysis_customers c "
+        "JOIN feature_cells cell ON cell.customer_id = c.customer_id) GROUP BY ALL) agg "
+        "JOIN feature_cell_dims d USING (cell_id)"
     )
 
 
@@ -859,12 +878,14 @@ def write_cubes(cur: duckdb.DuckDBPyConnection, only: Sequence[str] | None = Non
     customer_segments; call inside the caller's transaction. `only` limits the rebuild to
     some bundles (new segment thresholds change the segments cube alone)."""
     names = list(only) if only is not None else [*_BUNDLES, "demographics"]
-    cur.execute(_CELLS_SQL)
+    for sql in _CELLS_SQL:
+        cur.execute(sql)
     for table in dict.fromkeys(CUBE_TABLES[n] for n in names):
         cur.execute(f"DELETE FROM {table}")  # noqa: S608 - names from CUBE_TABLES
     for name in names:
         cur.execute(_demographics_cube_sql() if name == "demographics" else _cube_insert_sql(name))
     cur.execute("DROP TABLE feature_cells")
+    cur.execute("DROP TABLE feature_cell_dims")
 
 
 # ---------------------------------------------------------------- summary and options
@@ -1459,13 +1480,17 @@ def best_customers(
     if missing:
         return missing
     q = _Sql()
+    # The cubes have no customers: then the filter's own query selects them.
+    member = (
+        f"f.customer_id IN (SELECT customer_id FROM ({_audience_sql(flt, q)}))"  # noqa: S608 - the audience query binds its values
+        if a.cube else a.member("f", "features")
+    )
     # Top-N first on the features alone, then the few winners are joined to their details.
     sql = f"""
         SELECT f.customer_id, f.monetary, f.frequency, f.average_order_value, f.tenure_days,
                f.recency_days, s.rfm_group, c.country
         FROM (SELECT f.* FROM customer_features f
-              WHERE f.{column} IS NOT NULL
-                AND f.customer_id IN (SELECT customer_id FROM ({_audience_sql(flt, q)}))
+              WHERE f.{column} IS NOT NULL AND {member}
               ORDER BY f.{column} DESC, f.customer_id LIMIT {int(n)}) f
         JOIN analysis_customers c USING (customer_id)
         LEFT JOIN customer_segments s USING (customer_id)
