@@ -12,6 +12,7 @@ import streamlit as st
 
 from persona_engine.errors import PersonaStudioError
 from ui import data
+from ui.data_page_data import consent_text
 from ui.editor_identity import sidebar_identity
 from ui.i18n import LANGUAGES, browser_language, t
 
@@ -32,6 +33,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("overview", "overview.py", ":material/dashboard:", "section_explore"),
     PageSpec("persona_editor", "persona_editor.py", ":material/edit_note:", "section_personas"),
     PageSpec("meeting", "meeting.py", ":material/co_present:", "section_personas"),
+    PageSpec("data", "data.py", ":material/database:", "section_data"),
 )
 
 
@@ -57,6 +59,9 @@ def sidebar() -> None:
             st.caption(t("shell.source_sample", seed=data.setting("sample_seed") or "?"))
         elif summary.source:
             st.caption(t("shell.source_import"))
+        consent = consent_text(summary.consent)  # the declaration made for this data
+        if consent:
+            st.caption(consent)
         if summary.customers_without_consent:
             st.caption(t("shell.consent_note", n=f"{summary.customers_without_consent:,}"))
         sidebar_identity()

@@ -9,11 +9,12 @@ in one transaction and is recorded in `imports`; a rejected import changes nothi
 from persona_engine.ingest.engine import (
     PRESETS,
     check_files,
+    guess_preset,
     import_files,
     list_imports,
     parse_consent,
 )
-from persona_engine.ingest.erasure import erase_customer
+from persona_engine.ingest.erasure import erase_customer, find_customer, list_erasures
 from persona_engine.ingest.mapping import GENERIC_LAYOUTS, load_mapping, propose_mapping
 from persona_engine.ingest.quality import DataQuality, data_quality
 from persona_engine.ingest.report import (
@@ -39,7 +40,10 @@ __all__ = [
     "describe_consent",
     "erase_customer",
     "expand_inputs",
+    "find_customer",
+    "guess_preset",
     "import_files",
+    "list_erasures",
     "list_imports",
     "load_mapping",
     "parse_consent",

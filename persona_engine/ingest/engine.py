@@ -20,7 +20,7 @@ from persona_engine.errors import ImportRejected, PersonaStudioError
 from persona_engine.ingest import generic, online_retail, shopify
 from persona_engine.ingest.context import CANONICAL_TABLES, CANONICAL_TABLES_SQL, BuildContext
 from persona_engine.ingest.mapping import MappingInput, load_mapping
-from persona_engine.ingest.parse import install_macros
+from persona_engine.ingest.parse import install_macros, match_columns
 from persona_engine.ingest.report import ImportReport, ProgressCallback, SoftProblemsFound
 from persona_engine.ingest.sources import (
     SourceFile,
@@ -61,6 +61,18 @@ def parse_consent(consent: str) -> str:
         f"consent declaration {consent!r} is not understood; expected all, none or column:NAME "
         "(the column of the file that holds each customer's yes/no)"
     )
+
+
+def guess_preset(header: Sequence[str]) -> str:
+    """The preset whose required columns a file's header has: online-retail, shopify, else generic.
+
+    For a form's default choice; the import itself still checks every column.
+    """
+    for name, fields in (("online-retail", online_retail.FIELDS), ("shopify", shopify.FIELDS)):
+        matched = match_columns(header, fields)
+        if all(f.name in matched for f in fields if f.required):
+            return name
+    return "generic"
 
 
 def _sniff_all(paths: Sequence[Path], report: ImportReport) -> tuple[list[SourceFile], list[str]]:

@@ -9,11 +9,13 @@ go too; an anonymous session that led to one of their orders loses that link.
 from __future__ import annotations
 
 import json
+import re
 
 import duckdb
+import pandas as pd
 
-from persona_engine.errors import NotFoundError
-from persona_engine.store import transaction
+from persona_engine.errors import NotFoundError, ValidationError
+from persona_engine.store import fetch_df, transaction
 
 _TABLES_WITH_CUSTOMER_ID = """
 SELECT c.table_name
@@ -72,3 +74,57 @@ def erase_customer(cur: duckdb.DuckDBPyConnection, customer_id: int, erased_by: 
             [erased_by, json.dumps(removed, sort_keys=True)],
         )
     return removed
+
+
+# An id as a spreadsheet writes it: 17850.0 for 17850.
+_FLOAT_ID = re.compile(r"([0-9]+)\.0+")
+
+# Every way a person may name a customer: the internal id, the id of the source files
+# (as written, or lower-cased as Shopify emails are stored), or the SHA-256 a
+# pseudonymised import keyed the email by.
+_FIND_CUSTOMER = """
+SELECT DISTINCT customer_id FROM customers
+WHERE customer_id = TRY_CAST($text AS BIGINT)
+   OR external_id = $text
+   OR external_id = lower($text)
+   OR external_id = sha256(lower($text))
+ORDER BY customer_id
+LIMIT 3
+"""
+
+
+def find_customer(cur: duckdb.DuckDBPyConnection, text: str) -> int:
+    """The customer_id a person means by `text`: the app's id, or the id in the source files.
+
+    Accepts the internal customer_id, the source's id (`17850`, `17850.0`, `C001`), a
+    Shopify customer's email (also when the import pseudonymised it). Raises
+    NotFoundError when nobody matches, ValidationError when the text names two customers.
+    """
+    value = text.strip()
+    if not value:
+        raise ValidationError("type a customer id (as in your files, or the app's id) first")
+    float_id = _FLOAT_ID.fullmatch(value)
+    if float_id:
+        value = float_id.group(1)
+    rows = cur.execute(_FIND_CUSTOMER, {"text": value}).fetchall()
+    if not rows:
+        raise NotFoundError(f"no customer with id {value!r}: nothing was erased; check the id in your files")
+    if len(rows) > 1:
+        raise ValidationError(
+            f"{value!r} names {len(rows)} different customers (an app id and another customer's "
+            "file id): type the id exactly as it is in your files"
+        )
+    return int(rows[0][0])
+
+
+def list_erasures(cur: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The erasure log, newest first: erased_at, erased_by, rows_removed (total rows) and
+    tables (JSON {table: rows}). It holds no customer id and no personal data."""
+    frame = fetch_df(cur, "SELECT erased_at, erased_by, rows_removed FROM erasure_log ORDER BY erased_at DESC")
+    counts = [json.loads(r) if r else {} for r in frame["rows_removed"]]
+    return pd.DataFrame({
+        "erased_at": frame["erased_at"],
+        "erased_by": frame["erased_by"],
+        "rows_removed": [sum(c.values()) for c in counts],
+        "tables": counts,
+    })
