@@ -425,9 +425,10 @@ def _ensure_range(cur: duckdb.DuckDBPyConnection, state: _State, flt: CustomerFi
     _register(cur, "range", key)
 
 
-def _audience_sql(flt: CustomerFilter, q: _Sql) -> str:
+def _audience_sql(flt: CustomerFilter, q: _Sql, features: str = "customer_features") -> str:
     """SELECT of the filtered customers (consenting customers with features) and the flags
-    that say which charts they count in."""
+    that say which charts they count in. `features` may narrow customer_features to a
+    subquery (code constant) of candidates."""
     joins = ["JOIN analysis_customers c ON c.customer_id = f.customer_id"]
     where: list[str] = []
     if flt.countries:
@@ -465,7 +466,7 @@ def _audience_sql(flt: CustomerFilter, q: _Sql) -> str:
             "f.favourite_category IS NOT NULL AS categorised"
         )
     # Every fragment above is a code constant or a placeholder: values are bound.
-    sql = f"SELECT f.customer_id, {counts} FROM customer_features f " + " ".join(joins)  # noqa: S608
+    sql = f"SELECT f.customer_id, {counts} FROM {features} f " + " ".join(joins)  # noqa: S608
     if where:
         sql += " WHERE " + " AND ".join(where)
     return sql
@@ -1451,6 +1452,7 @@ def cohort_retention(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> Cha
 
 # ---------------------------------------------------------------- customers
 
+_BEST_CANDIDATES = 5000
 BEST_BY: dict[str, str] = {
     "revenue": "monetary",
     "frequency": "frequency",
@@ -1479,24 +1481,40 @@ def best_customers(
     missing, a = _precheck(cur, flt, BEST_COLUMNS)
     if missing:
         return missing
-    q = _Sql()
-    # The cubes have no customers: then the filter's own query selects them.
-    member = (
-        f"f.customer_id IN (SELECT customer_id FROM ({_audience_sql(flt, q)}))"  # noqa: S608 - the audience query binds its values
-        if a.cube else a.member("f", "features")
-    )
-    # Top-N first on the features alone, then the few winners are joined to their details.
-    sql = f"""
+    details = f"""
         SELECT f.customer_id, f.monetary, f.frequency, f.average_order_value, f.tenure_days,
                f.recency_days, s.rfm_group, c.country
-        FROM (SELECT f.* FROM customer_features f
-              WHERE f.{column} IS NOT NULL AND {member}
-              ORDER BY f.{column} DESC, f.customer_id LIMIT {int(n)}) f
+        FROM top f
         JOIN analysis_customers c USING (customer_id)
         LEFT JOIN customer_segments s USING (customer_id)
         ORDER BY f.{column} DESC, f.customer_id
-    """  # noqa: S608 - column from BEST_BY; the audience query binds its values; n an int checked above
-    df = _cached(cur, "best", f"{a.key}|{column}|{n}", lambda: (sql, q.params))
+    """  # noqa: S608 - column from BEST_BY
+    if not a.cube:
+        sql = f"""
+            WITH top AS (SELECT * FROM customer_features f
+                         WHERE f.{column} IS NOT NULL AND {a.member("f", "features")}
+                         ORDER BY f.{column} DESC, f.customer_id LIMIT {int(n)})
+        """ + details  # noqa: S608 - column from BEST_BY; member() a constant condition; n an int
+        df = _cached(cur, "best", f"{a.key}|{column}|{n}", lambda: (sql, {}))
+        return ChartData(df, a.customers)
+    # The cubes have no customers. The best customers overall are the only candidates
+    # worth checking first: if at least n of them pass the filter, the n best that do
+    # are the answer (anyone else ranks below all of them); if not, all are checked.
+    ranked = f"(SELECT * FROM customer_features WHERE {column} IS NOT NULL ORDER BY {column} DESC, customer_id LIMIT {_BEST_CANDIDATES})"  # noqa: S608 - column from BEST_BY
+    for features in (ranked, "customer_features"):
+        q = _Sql()
+        sql = f"""
+            WITH top AS (SELECT * FROM customer_features f
+                         WHERE f.{column} IS NOT NULL
+                           AND f.customer_id IN (SELECT customer_id FROM ({_audience_sql(flt, q, features)}))
+                         ORDER BY f.{column} DESC, f.customer_id LIMIT {int(n)})
+        """ + details  # noqa: S608 - column from BEST_BY; the audience query binds its values; n an int
+        df = _cached(
+            cur, f"best_{features == ranked}", f"{a.key}|{column}|{n}",
+            lambda sql=sql, params=q.params: (sql, params),
+        )
+        if len(df) >= n or features != ranked:
+            break
     return ChartData(df, a.customers)
 
 

@@ -449,6 +449,19 @@ def test_best_customers(shop):
         best_customers(shop, EVERYONE, "charm")
 
 
+def test_best_customers_when_few_top_customers_pass_the_filter(shop, raw, monkeypatch):
+    # Only the 3 best customers overall are tried first: too few French ones among them, so
+    # every customer is checked; the answer is still the 5 best French customers.
+    monkeypatch.setattr(explore, "_BEST_CANDIDATES", 3)
+    explore.clear_cache(shop)
+    features = computed_features(shop)
+    france = set(raw["customers"].loc[raw["customers"]["country"] == "FR", "customer_id"])
+    ranked = features.loc[sorted(france)].sort_values("monetary", ascending=False, kind="stable")
+    best = best_customers(shop, CustomerFilter(countries=["FR"]), "revenue", 5).data
+    assert list(best["customer_id"]) == list(ranked.index[:5])
+    assert set(best["country"]) == {"FR"}
+
+
 def test_audience_export_excludes_non_consenting_and_unsubscribed_emails(shop, raw):
     flt = CustomerFilter(countries=["FR"])  # customer 31 lives in FR but refused consent
     rows = audience_export(shop, flt).data
