@@ -258,3 +258,4 @@ def last_import() -> None:
         st.success(t("data.imported", id=report.import_id, rows=f"{sum(report.rows_written.values()):,}",
                      seconds=f"{report.seconds:.1f}"))
         render_report(report, key="data_import_report")
+        st.divider()  # the report above, a next import below

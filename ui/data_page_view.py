@@ -29,6 +29,11 @@ def table_word(name: str) -> str:
     return _word("table", name)
 
 
+def _counts(*labels: str) -> dict[str, object]:
+    """Column settings showing counts with thousands separators (541,909, not 541909)."""
+    return {label: st.column_config.NumberColumn(format="localized") for label in labels}
+
+
 def render_report(report: ImportReport, key: str) -> None:
     """What an import did (or, for a check, would do): counts, problems, rules, notes."""
     written = sum(report.rows_written.values())
@@ -51,23 +56,23 @@ def render_report(report: ImportReport, key: str) -> None:
             t("data.col_examples"): [" · ".join(p.examples) for p in report.problems],
             t("data.col_expected"): [p.expected for p in report.problems],
         })
-        st.dataframe(problems, hide_index=True, key=f"{key}_problems")
+        st.dataframe(problems, hide_index=True, key=f"{key}_problems", column_config=_counts(t("data.col_rows")))
     left, right = st.columns(2)
     with left:
         st.markdown(f"**{t('data.tables_title')}**")
         st.dataframe(pd.DataFrame({t("data.col_table"): [table_word(n) for n in report.rows_written],
                                    t("data.col_rows"): list(report.rows_written.values())}),
-                     hide_index=True, key=f"{key}_tables")
+                     hide_index=True, key=f"{key}_tables", column_config=_counts(t("data.col_rows")))
     with right:
         st.markdown(f"**{t('data.sources_title')}**")
         st.dataframe(pd.DataFrame({t("data.col_file"): list(report.rows_read),
                                    t("data.col_rows"): list(report.rows_read.values())}),
-                     hide_index=True, key=f"{key}_sources")
+                     hide_index=True, key=f"{key}_sources", column_config=_counts(t("data.col_rows")))
     if report.rules:
         with st.expander(t("data.rules_title")):
             st.dataframe(pd.DataFrame({t("data.col_rule"): list(report.rules),
                                        t("data.col_rows"): list(report.rules.values())}),
-                         hide_index=True, key=f"{key}_rules")
+                         hide_index=True, key=f"{key}_rules", column_config=_counts(t("data.col_rows")))
     for note in report.notes:
         st.caption(t("data.note", note=note))
     if report.committed:
@@ -98,7 +103,8 @@ def quality_panel(quality: DataQuality, missing_codes: list[str]) -> None:
         }),
         hide_index=True, key="data_quality_tables",
         column_config={t("data.col_first"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-                       t("data.col_last"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
+                       t("data.col_last"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+                       **_counts(t("data.col_rows"))},
     )
     names = [n for n, rows in zip(tables["table"], tables["rows"], strict=True) if rows]
     picked = st.selectbox(t("data.quality_pick"), names, key="data_quality_table", format_func=table_word)
@@ -110,7 +116,8 @@ def quality_panel(quality: DataQuality, missing_codes: list[str]) -> None:
         pd.DataFrame({t("data.col_column"): missing["column"], t("data.col_missing"): missing["missing"],
                       label: missing["missing_share"]}),
         hide_index=True, key="data_quality_missing",
-        column_config={label: st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)},
+        column_config={label: st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0),
+                       **_counts(t("data.col_missing"))},
     )
 
 
@@ -133,7 +140,8 @@ def imports_panel(imports: pd.DataFrame) -> None:
         }),
         hide_index=True, key="data_imports_table",
         column_config={t("data.col_started"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
-                       t("data.col_finished"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")},
+                       t("data.col_finished"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+                       **_counts(t("data.col_rows_read"))},
     )
 
 
@@ -151,5 +159,6 @@ def erasures_panel(erasures: pd.DataFrame) -> None:
             t("data.col_rows_removed"): erasures["rows_removed"],
         }),
         hide_index=True, key="data_erasures_table",
-        column_config={t("data.col_erased_at"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")},
+        column_config={t("data.col_erased_at"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+                       **_counts(t("data.col_rows_removed"))},
     )
