@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from persona_engine import auth
 from persona_engine.features import compute_customer_features
 from persona_engine.store import open_store
 from sample_data.generator import generate_shop
@@ -39,6 +40,8 @@ def shop_db(template, tmp_path, monkeypatch) -> Path:
     path = tmp_path / "shop.duckdb"
     shutil.copy(template, path)
     monkeypatch.setenv("PERSONA_STUDIO_DB", str(path))
+    # No credentials file unless a test writes one: everyone with a name may write.
+    monkeypatch.setenv(auth.USERS_FILE_ENV, str(tmp_path / "users.toml"))
     return path
 
 
@@ -340,3 +343,19 @@ def test_in_french(shop_db):
     assert at.title[0].value == "Données"
     assert at.file_uploader(key="data_upload").label == "Fichiers à importer"
     assert metric(at, "Clients") == "300"
+
+
+def test_with_sign_in_only_admins_change_the_data(shop_db, tmp_path):
+    users = tmp_path / "users.toml"
+    auth.add_user(users, "eddie", "editor-pass", "editor", "Eddie E.", rounds=4)
+    auth.add_user(users, "ada", "admin-pass", "admin", "Ada A.", rounds=4)
+    # An editor may edit personas, not replace the shop or erase customers.
+    at = data_page(name=None, signed_in_user="eddie")
+    assert not at.exception, at.exception
+    assert texts(at.info)[0].startswith("Only an admin can import files")
+    assert not at.file_uploader
+    assert not [t for t in at.text_input if t.key == "data_erase_id"]
+    at = data_page(name=None, signed_in_user="ada")
+    assert not at.exception, at.exception
+    assert at.file_uploader(key="data_upload") is not None
+    assert at.text_input(key="data_erase_id") is not None

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from persona_engine import auth
 from persona_engine.ingest import import_files
 from persona_engine.store import open_store
 from ui.i18n import t
@@ -48,8 +49,9 @@ def real_shop_db(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def real_shop(real_shop_db, monkeypatch) -> Iterator[Path]:
+def real_shop(real_shop_db, tmp_path, monkeypatch) -> Iterator[Path]:
     monkeypatch.setenv("PERSONA_STUDIO_DB", str(real_shop_db))
+    monkeypatch.setenv(auth.USERS_FILE_ENV, str(tmp_path / "users.toml"))  # no sign-in
     yield real_shop_db
 
 
