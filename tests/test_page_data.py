@@ -175,6 +175,8 @@ def test_soft_problems_ask_to_skip_or_stop(shop_db):
     assert texts(at.warning) == ["Rows that cannot be imported as they are: 1 (see below)."]
     problems = frame(at, "File", "Column", "Problem", "Rows", "First examples", "Expected")
     assert problems["Rows"].tolist() == [1]
+    assert problems["Problem"].tolist() == ["Not a date"]
+    assert metric(at, "Rows with problems") == "1"
     assert "2024-13-45" in problems["First examples"].iloc[0]
     # No choice yet: no import button.
     assert not [b for b in at.button if b.key == "data_import"]

@@ -24,6 +24,12 @@ def _word(group: str, code: str) -> str:
     return code if text == key else text
 
 
+def problem_word(code: str) -> str:
+    """A soft problem's code (not_parsed:timestamp, missing:id, unknown_status...) in words."""
+    kind, _, detail = code.partition(":")
+    return _word("problem", f"{kind}_{detail}" if kind == "not_parsed" else kind)
+
+
 def table_word(name: str) -> str:
     """A table's name in the reader's language (the name itself when the catalogue has none)."""
     return _word("table", name)
@@ -41,7 +47,8 @@ def render_report(report: ImportReport, key: str) -> None:
     tiles[0].metric(t("data.rows_read"), fmt.number(report.total_rows_read), border=True)
     tiles[1].metric(t("data.rows_written" if report.committed else "data.rows_to_write"), fmt.number(written),
                     border=True, help=t("data.rows_written_help"))
-    tiles[2].metric(t("data.rows_skipped"), fmt.number(report.rows_skipped), border=True)
+    tiles[2].metric(t("data.rows_skipped" if report.committed else "data.rows_bad"), fmt.number(report.rows_skipped),
+                    border=True)
     tiles[3].metric(t("data.seconds"), fmt.number(report.seconds, 1), border=True)
     consent = consent_text(report.consent)
     if consent:
@@ -51,7 +58,7 @@ def render_report(report: ImportReport, key: str) -> None:
         problems = pd.DataFrame({
             t("data.col_file"): [p.file for p in report.problems],
             t("data.col_column"): [p.column or "" for p in report.problems],
-            t("data.col_problem"): [p.problem for p in report.problems],
+            t("data.col_problem"): [problem_word(p.problem) for p in report.problems],
             t("data.col_rows"): [p.count for p in report.problems],
             t("data.col_examples"): [" · ".join(p.examples) for p in report.problems],
             t("data.col_expected"): [p.expected for p in report.problems],
