@@ -23,8 +23,6 @@ ProgressCallback = Callable[[int, int, str], None]
 
 RECENT_WINDOW_DAYS = 90
 MOBILE_DEVICE = "mobile"
-COMPLETED = "completed"
-RETURNED = "returned"
 
 
 @dataclass(frozen=True)
