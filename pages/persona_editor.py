@@ -8,6 +8,7 @@ from ui.editor_identity import current_identity, login_required
 from ui.editor_live import live_editor, live_view
 from ui.editor_view import comments_panel, facts_for, facts_panel, history_panel
 from ui.i18n import t
+from ui.impact_persona import persona_impact_panel
 from ui.shell import guard
 
 st.title(t("editor.title"))
@@ -49,6 +50,7 @@ with history_tab:
     history_panel(persona_id, who)
 with comments_tab:
     comments_panel(persona_id, who)
+persona_impact_panel(persona_id)
 
 if who is not None and who.can("admin"):
     admin_actions(persona_id, who)

@@ -343,6 +343,32 @@ def retention_rate(
     return _kpi(row[1], row[0], "customers")
 
 
+def audience_size(
+    cur: duckdb.DuckDBPyConnection, persona_id: int | None, exclude_persona_ids: Sequence[int] = ()
+) -> int:
+    """Consenting customers of a persona (every consenting customer when None), minus the
+    members of `exclude_persona_ids`: the people behind a weekly_series with the same
+    arguments."""
+    audience = Audience(
+        persona_ids=() if persona_id is None else (int(persona_id),),
+        exclude_persona_ids=tuple(int(p) for p in exclude_persona_ids),
+    )
+    return _customer_count(cur, audience)
+
+
+def personas_signature(cur: duckdb.DuckDBPyConnection) -> str:
+    """A fingerprint of the personas and their members: it changes whenever an impact table
+    would (members replaced, a persona created, renamed or deleted), so UI caches keyed on
+    it never serve a table of yesterday's personas. One scan of persona_members."""
+    members = fetch_one(
+        cur, "SELECT count(*), coalesce(sum(hash(persona_id, customer_id)), 0) FROM persona_members"
+    )
+    personas = fetch_one(
+        cur, "SELECT count(*), max(updated_at), max(version), count(deleted_at), max(persona_id) FROM personas"
+    )
+    return f"{members}|{personas}"
+
+
 # --- Weekly series for charts --------------------------------------------------------------
 
 

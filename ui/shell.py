@@ -33,6 +33,8 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("overview", "overview.py", ":material/dashboard:", "section_explore"),
     PageSpec("persona_editor", "persona_editor.py", ":material/edit_note:", "section_personas"),
     PageSpec("meeting", "meeting.py", ":material/co_present:", "section_personas"),
+    PageSpec("impact", "impact.py", ":material/query_stats:", "section_impact"),
+    PageSpec("actions", "actions.py", ":material/campaign:", "section_impact"),
     PageSpec("data", "data.py", ":material/database:", "section_data"),
 )
 
