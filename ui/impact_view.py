@@ -26,7 +26,7 @@ from ui.i18n import t
 UP_STYLE = "background-color: rgba(18, 184, 134, 0.22)"
 DOWN_STYLE = "background-color: rgba(250, 82, 82, 0.20)"
 TABLE_COLUMNS = ("persona", "targeted", "metric", "before", "after", "change", "change_ci",
-                 "did", "did_ci", "did_p_holm", "note", "sample")
+                 "did", "did_ci", "note", "did_p_holm", "sample")
 
 
 def persona_label(name: str, nickname: str | None) -> str:
@@ -153,8 +153,8 @@ def table_height(n_rows: int) -> int:
 
 # Pixel widths: the short numbers get narrow columns so most of the table fits a laptop
 # screen; the rest scrolls sideways.
-COLUMN_WIDTHS = {"persona": 210, "targeted": 70, "metric": 170, "before": 75, "after": 75, "change": 85,
-                 "change_ci": 135, "did": 85, "did_ci": 135, "did_p_holm": 90, "note": 130, "sample": 170}
+COLUMN_WIDTHS = {"persona": 200, "targeted": 65, "metric": 150, "before": 70, "after": 70, "change": 80,
+                 "change_ci": 130, "did": 80, "did_ci": 130, "note": 120, "did_p_holm": 90, "sample": 170}
 
 
 def table_columns() -> dict[str, Any]:
