@@ -20,6 +20,7 @@ from ui.impact_controls import (
     pick_window_and_metrics,
 )
 from ui.impact_view import (
+    persona_label,
     summary_text,
     table_columns,
     table_frame,
@@ -93,6 +94,8 @@ st.download_button(t("common.download_csv"), impact_frame(rows).to_csv(index=Fal
 
 st.subheader(t("impact.detail_title"))
 persona_ids = list(dict.fromkeys(r.persona_id for r in rows))
+# A targeted persona deleted since keeps its row (and its name from the table).
+names = {**{r.persona_id: persona_label(r.persona_name, r.persona_nickname) for r in rows}, **names}
 persona_id, metric = pick_detail(names, persona_ids, subject.targeted, metrics)
 with guard():
     summary = impact_summary(rows, persona_id, metric)

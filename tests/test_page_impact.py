@@ -231,6 +231,21 @@ def test_an_action_without_personas_shows_the_hint(shop):
     assert set(at.dataframe[0].value["Targeted"]) == {""}
 
 
+def test_a_deleted_targeted_persona_keeps_its_row(shop):
+    ids = persona_ids(shop)
+    target_planted_action(shop, ids["Busy parents"])
+    s = open_store(shop)
+    # What an admin's delete_persona does (without a credentials file nobody is admin).
+    s.cursor().execute("UPDATE personas SET deleted_at = current_timestamp WHERE persona_id = ?", [ids["Busy parents"]])
+    s.close()
+    at = run("pages/impact.py", impact_persona=ids["Busy parents"])
+    assert not at.exception, at.exception
+    frame = at.dataframe[0].value
+    # The action's effect stays measurable: 6 personas x 3 metrics, the deleted one first.
+    assert len(frame) == 18 and list(frame["Persona"][:3]) == ["Busy parents – Busy Bea"] * 3
+    assert at.selectbox(key="impact_persona").value == ids["Busy parents"]
+
+
 def test_impact_page_in_french(shop):
     target_planted_action(shop, persona_ids(shop)["Busy parents"])
     at = run("pages/impact.py", lang="fr")
