@@ -382,6 +382,106 @@ def _add_kpis_parser(sub: Any) -> None:
     kp.add_argument("--json", action="store_true", help="print the rows as a JSON list (see README)")
 
 
+def _cmd_cluster(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from persona_engine.clustering import STEPS, cluster_customers, parse_k, resolve_features
+    from persona_engine.drafting import describe_trait
+    from persona_engine.store import get_setting, open_store
+
+    parse_k(args.k)  # bad parameters are reported before the database is opened
+    resolve_features(args.features)
+    store = open_store(args.db)  # then the file, so a lock is reported before any work
+    try:
+        cur = store.cursor()
+        with tqdm(total=len(STEPS), desc="cluster", unit="step", file=sys.stderr,
+                  disable=args.quiet or args.json) as bar:
+
+            def progress(done: int, total: int, label: str) -> None:
+                bar.set_postfix_str(label)
+                bar.update(done - bar.n)
+
+            run = cluster_customers(cur, k=args.k, seed=args.seed, features=args.features,
+                                    method=args.method, user="cli", progress=progress)
+        currency = get_setting(cur, "currency")
+    finally:
+        store.close()
+    if args.json:
+        _print_json(run.to_json())
+        return 0
+    quality = f"silhouette {run.silhouette:.3f}" if run.silhouette is not None else "silhouette n/a"
+    print(f"Run {run.run_id}: {run.k} clusters of {run.n_customers:,} customers ({run.method}, "
+          f"features: {run.feature_set}), {quality}, stability {run.stability:.2f}.")
+    if run.k_scores:
+        print("Silhouette by k: " + ", ".join(f"{k}: {v:.3f}" for k, v in sorted(run.k_scores.items())))
+    for c in run.clusters:
+        revenue = f"{c.revenue_share:.0%}" if c.revenue_share is not None else "n/a"
+        traits = "; ".join(describe_trait(t, "en", currency) for t in run.traits(c.cluster, 3))
+        print(f"  cluster {c.cluster}: {c.size:,} customers ({c.share:.0%}), {revenue} of revenue - {traits}")
+    print(f"Next: python -m persona_engine personas create-from-run --db {args.db} --run {run.run_id}")
+    return 0
+
+
+def _cmd_personas(args: argparse.Namespace) -> int:
+    from persona_engine.drafting import create_personas_from_run
+    from persona_engine.errors import ValidationError
+    from persona_engine.personas import get_persona
+    from persona_engine.store import open_store
+
+    groups = None
+    if args.clusters:
+        try:
+            groups = [[int(c) for c in part.split("+")] for part in args.clusters.split(",") if part.strip()]
+        except ValueError:
+            raise ValidationError(
+                f"--clusters takes cluster numbers separated by commas, + to merge (e.g. 0,1+3); got {args.clusters!r}"
+            ) from None
+    store = open_store(args.db)
+    try:
+        cur = store.cursor()
+        ids = create_personas_from_run(cur, args.run, groups, user=args.user)
+        personas = [get_persona(cur, i) for i in ids]
+    finally:
+        store.close()
+    if args.json:
+        _print_json([{"persona_id": p.persona_id, "name": p["name"], "kind": p["kind"],
+                      "clusters": p.source_clusters, "run_id": p.source_run_id} for p in personas])
+        return 0
+    for p in personas:
+        print(f"persona {p.persona_id}: {p['name']} ({p['kind']}, clusters {', '.join(map(str, p.source_clusters))})")
+    return 0
+
+
+COMMANDS["cluster"] = _cmd_cluster
+COMMANDS["personas"] = _cmd_personas
+
+
+def _add_cluster_parsers(sub: Any) -> None:
+    cl = sub.add_parser(
+        "cluster", help="cluster customers into groups and store the run with its profiles",
+        description="Cluster the consenting customers on their features (run `features` first). "
+        "Every run is stored with its parameters, quality scores and cluster profiles.",
+    )
+    cl.add_argument("--db", required=True, help="DuckDB file of the shop")
+    cl.add_argument("--k", default="auto", help="number of clusters, or 'auto' (3 to 8, by silhouette; default)")
+    cl.add_argument("--seed", type=int, default=0, help="random seed (same seed and data, same clusters)")
+    cl.add_argument("--features", default="both",
+                    help="both (default), behaviour, demographics, or comma-separated feature names")
+    cl.add_argument("--method", default="auto", choices=["auto", "kmeans", "minibatch", "gmm"],
+                    help="auto: KMeans, MiniBatchKMeans above 200,000 customers; gmm: Gaussian mixture")
+    cl.add_argument("--json", action="store_true", help="print the run as JSON (see README)")
+    cl.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    pe = sub.add_parser("personas", help="personas from a clustering run")
+    pe_sub = pe.add_subparsers(dest="personas_command", required=True)
+    cfr = pe_sub.add_parser("create-from-run", help="draft one persona per cluster of a run (status draft)")
+    cfr.add_argument("--db", required=True, help="DuckDB file of the shop")
+    cfr.add_argument("--run", type=int, help="clustering run id (default: the latest)")
+    cfr.add_argument("--clusters", help="clusters to keep, comma-separated; + merges (e.g. 0,1+3,4); default all")
+    cfr.add_argument("--user", default="cli", help="who the history records as author (default: cli)")
+    cfr.add_argument("--json", action="store_true", help="print the new personas as JSON")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m persona_engine",
@@ -410,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_import_parser(sub)
     _add_collab_parsers(sub)
     _add_kpis_parser(sub)
+    _add_cluster_parsers(sub)
     return parser
 
 

@@ -712,11 +712,12 @@ def feature_table(profile: ClusterProfile, base: BaseStats) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def skews(profile: ClusterProfile, base: BaseStats, feature: str, top: int = 5) -> pd.DataFrame:
-    """The values of a categorical feature most over-represented in the cluster.
+def skews(profile: ClusterProfile, base: BaseStats, feature: str, top: int = 5, by: str = "skew") -> pd.DataFrame:
+    """The values of a categorical feature in the cluster against the base.
 
     Out: value, share (of the cluster's customers with a known value), base_share, lift
-    (share / base_share), sorted by share x lift (common and over-represented first).
+    (share / base_share). by="skew" sorts by share x lift (common and over-represented
+    first); by="share" by share (most common first).
     """
     shares, base_shares = profile.shares(feature), base.profile.shares(feature)
     rows = [{"value": v, "share": s, "base_share": base_shares.get(v, 0.0),
@@ -724,7 +725,7 @@ def skews(profile: ClusterProfile, base: BaseStats, feature: str, top: int = 5) 
     frame = pd.DataFrame(rows, columns=["value", "share", "base_share", "lift"])
     if frame.empty:
         return frame
-    frame["rank"] = frame["share"] * frame["lift"].fillna(1.0)
+    frame["rank"] = frame["share"] * (frame["lift"].fillna(1.0) if by == "skew" else 1.0)
     return frame.sort_values(["rank", "value"], ascending=[False, True]).drop(columns="rank").head(top).reset_index(drop=True)
 
 
@@ -830,7 +831,8 @@ def _resolve_method(method: str, n: int) -> str:
     return method
 
 
-def _resolve_k(k: int | str) -> int | None:
+def parse_k(k: int | str) -> int | None:
+    """None for "auto", else the number of clusters (2 to 20); ValidationError otherwise."""
     if isinstance(k, str):
         if k.strip().lower() == "auto":
             return None
@@ -869,7 +871,7 @@ def cluster_customers(
             progress(done, total, STEPS[done - 1])
 
     feature_set, keys = resolve_features(features)
-    fixed_k = _resolve_k(k)
+    fixed_k = parse_k(k)
     frame, categories = load_customer_frame(cur)
     with threadpool_limits(limits=MATHS_THREADS):
         return _cluster(cur, frame, categories, feature_set, keys, fixed_k, seed, method, user, step)
