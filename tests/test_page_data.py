@@ -361,3 +361,28 @@ def test_with_sign_in_only_admins_change_the_data(shop_db, tmp_path):
     assert not at.exception, at.exception
     assert at.file_uploader(key="data_upload") is not None
     assert at.text_input(key="data_erase_id") is not None
+
+
+def test_a_stop_request_during_a_write_is_held_until_the_write_is_done():
+    from streamlit.runtime.scriptrunner_utils.exceptions import StopException
+
+    from ui.data_page_data import HeldProgress
+
+    class ClosedBrowserBar:
+        """A bar whose page was closed: every draw meets Streamlit's stop request."""
+
+        def __init__(self) -> None:
+            self.draws = 0
+
+        def progress(self, share: float, text: str) -> None:
+            self.draws += 1
+            raise StopException()
+
+    bar = ClosedBrowserBar()
+    held = HeldProgress(bar)
+    for step in range(5):  # the engine keeps going: no exception reaches it
+        held.show(step / 5, lambda: "step")
+    # One draw met the request; the four later steps did not try to draw again.
+    assert bar.draws == 1
+    with pytest.raises(StopException):
+        held.release()

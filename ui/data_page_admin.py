@@ -13,6 +13,7 @@ from persona_engine.ingest import erase_customer, find_customer
 from persona_engine.safe_text import plain_markdown
 from sample_data.generator import generate_shop
 from ui import data, fmt
+from ui.data_page_data import HeldProgress
 from ui.data_page_import import DONE_KEY
 from ui.data_page_view import table_word
 from ui.i18n import t
@@ -40,24 +41,30 @@ def sample_panel(may_write: bool) -> None:
             st.rerun()
         return
     st.warning(t("data.sample_confirm"))
-    yes, no = st.columns(2)
-    if no.button(t("data.sample_no"), key="data_reset_no"):
+    buttons = st.container(horizontal=True)  # side by side, each as wide as its words
+    confirmed = buttons.button(t("data.sample_yes"), key="data_reset_yes", type="primary")
+    if buttons.button(t("data.sample_no"), key="data_reset_no"):
         st.session_state["data_reset_confirm"] = False
         st.rerun()
-    if yes.button(t("data.sample_yes"), key="data_reset_yes", type="primary"):
+    if confirmed:
         st.session_state["data_reset_confirm"] = False
         st.session_state.pop(DONE_KEY, None)
-        bar = st.progress(0.0, text=t("data.sample_generating"))
-        with guard():
-            summary = generate_shop(
-                data.cursor(), n_customers=SAMPLE_CUSTOMERS, seed=SAMPLE_SEED, locale=SAMPLE_LOCALE,
-                # Generation is most of the time; features take the last tenth of the bar.
-                on_progress=lambda share: bar.progress(0.9 * share, text=t("data.sample_generating")),
-            )
-            compute_customer_features(data.cursor(), progress=lambda done, total, message: bar.progress(
-                0.9 + 0.1 * done / max(total, 1), text=t("data.sample_features", message=message)))
+        bar = HeldProgress(st.progress(0.0, text=t("data.sample_generating")))
+        try:
+            with guard():
+                summary = generate_shop(
+                    data.cursor(), n_customers=SAMPLE_CUSTOMERS, seed=SAMPLE_SEED, locale=SAMPLE_LOCALE,
+                    # Generation is most of the time; features take the last tenth of the bar.
+                    on_progress=lambda share: bar.show(0.9 * share, lambda: t("data.sample_generating")),
+                )
+                compute_customer_features(data.cursor(), progress=lambda done, total, message: bar.show(
+                    0.9 + 0.1 * done / max(total, 1), lambda: t("data.sample_features", message=message)))
+                st.session_state[SAMPLE_DONE] = (summary.customers, summary.orders)
+        finally:
+            # Even a failed generation changed the shop (it leaves it empty): caches are stale.
             data.after_shop_change()
-            st.session_state[SAMPLE_DONE] = (summary.customers, summary.orders)
+        bar.release()
+        if SAMPLE_DONE in st.session_state:  # else guard() shows why, and it stays on screen
             st.rerun()
 
 
@@ -80,15 +87,16 @@ def erasure_panel(may_write: bool, erased_by: str) -> None:
         with guard():
             st.session_state[ERASE_TARGET] = (typed.strip(), find_customer(data.cursor(), typed))
     target = st.session_state.get(ERASE_TARGET)
-    if target is None:
+    if target is None or target[0] != typed.strip():  # the id was edited since: find again
         return
     shown, customer_id = target
     st.warning(t("data.erase_confirm", id=plain_markdown(shown), internal=customer_id))
-    yes, no = st.columns(2)
-    if no.button(t("data.erase_no"), key="data_erase_no"):
+    buttons = st.container(horizontal=True)
+    confirmed = buttons.button(t("data.erase_yes"), key="data_erase_yes", type="primary")
+    if buttons.button(t("data.erase_no"), key="data_erase_no"):
         st.session_state.pop(ERASE_TARGET, None)
         st.rerun()
-    if yes.button(t("data.erase_yes"), key="data_erase_yes", type="primary"):
+    if confirmed:
         st.session_state.pop(ERASE_TARGET, None)
         st.session_state.pop(DONE_KEY, None)  # that report describes the shop before this change
         with guard():

@@ -13,11 +13,14 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from persona_engine.ingest import (
@@ -47,6 +50,34 @@ class SavedFile:
     name: str
     path: Path
     file_id: str
+
+
+class HeldProgress:
+    """Draw a long write's progress on a bar without letting the page interrupt the write.
+
+    Streamlit stops or reruns a script at its next st.* call when the browser goes away or
+    the user clicks elsewhere. Inside an import or a generation that would abandon the
+    work halfway (a generation wipes its partial shop, features stay uncomputed), so such
+    a request is held here and raised by `release()` once the write is complete.
+    """
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+        self.held: ScriptControlException | None = None
+
+    def show(self, share: float, text: Callable[[], str]) -> None:
+        """Move the bar; `text` is called here, since reading the session's language is a
+        point where Streamlit stops a script too."""
+        if self.held is not None:
+            return
+        try:
+            self.bar.progress(min(max(share, 0.0), 1.0), text=text())
+        except ScriptControlException as e:
+            self.held = e
+
+    def release(self) -> None:
+        if self.held is not None:
+            raise self.held
 
 
 @st.cache_data(ttl=data.CACHE_TTL, show_spinner=False)

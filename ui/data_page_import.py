@@ -30,10 +30,9 @@ from persona_engine.ingest import (
 from persona_engine.ingest.mapping import table_for_file
 from persona_engine.safe_text import plain_markdown
 from ui import data
-from ui.data_page_data import ACCEPTED_SUFFIXES, SavedFile, preview, save_uploads
+from ui.data_page_data import ACCEPTED_SUFFIXES, HeldProgress, SavedFile, preview, save_uploads
 from ui.data_page_view import render_report
 from ui.i18n import t
-from ui.shell import guard
 
 NOT_IN_FILE = ""  # the mapping choice "this field is not in the file"
 CHECK_KEY = "data_check_result"
@@ -173,17 +172,16 @@ def import_form() -> ImportRequest | None:
                          json.dumps(mapping, sort_keys=True) if mapping else None)
 
 
-def _progress_bar(text_key: str) -> tuple[Any, ProgressCallback]:
+def _progress_bar(text_key: str) -> tuple[HeldProgress, ProgressCallback]:
     """A progress bar and the engine callback that moves it (steps done, with row counts)."""
-    bar = st.progress(0.0, text=t(text_key))
+    bar = HeldProgress(st.progress(0.0, text=t(text_key)))
 
     def report(done: int, total: int, message: str) -> None:
-        bar.progress(min(done / max(total, 1), 1.0), text=t("data.progress", done=done, total=total,
-                                                             message=message))
+        bar.show(done / max(total, 1), lambda: t("data.progress", done=done, total=total, message=message))
     return bar, report
 
 
-def _rejected(e: ImportRejected) -> None:
+def _rejected(e: PersonaStudioError) -> None:
     st.error(t("data.rejected", message=str(e)))
     st.info(t("data.unchanged"))
 
@@ -200,7 +198,8 @@ def check_and_import(request: ImportRequest) -> None:
             st.session_state[CHECK_KEY] = (signature, report, None)
         except ImportRejected as e:
             st.session_state[CHECK_KEY] = (signature, None, str(e))
-        bar.empty()  # a check stops before the write steps: its bar would stay half full
+        bar.bar.empty()  # a check stops before the write steps: its bar would stay half full
+        bar.release()  # a check writes nothing: a click meanwhile may rerun the page now
     checked = st.session_state.get(CHECK_KEY)
     if checked is None:
         return
@@ -234,20 +233,26 @@ def check_and_import(request: ImportRequest) -> None:
 
 
 def _run_import(request: ImportRequest, on_soft_errors: str) -> None:
-    _bar, progress = _progress_bar("data.importing")
+    bar, progress = _progress_bar("data.importing")
     report: ImportReport | None = None
-    with guard():  # any other PersonaStudioError: one line, report stays None
-        try:
-            report = import_files(data.cursor(), request.paths, request.preset, mapping=request.mapping,
-                                  consent=request.consent, on_soft_errors=on_soft_errors, progress=progress,
-                                  pseudonymise=request.pseudonymise)
-        except ImportRejected as e:  # the one-line reason, and that nothing changed
-            _rejected(e)
-    if report is None:
+    error: PersonaStudioError | None = None
+    try:
+        report = import_files(data.cursor(), request.paths, request.preset, mapping=request.mapping,
+                              consent=request.consent, on_soft_errors=on_soft_errors, progress=progress,
+                              pseudonymise=request.pseudonymise)
+    except PersonaStudioError as e:
+        # Raised before or by the one write transaction (features after it never raise):
+        # the shop is as it was.
+        error = e
+    else:
+        # Before anything that may stop the page: every cached result is stale now.
+        data.after_shop_change()
+        st.session_state.pop(CHECK_KEY, None)
+        st.session_state[DONE_KEY] = report
+    bar.release()
+    if error is not None:
+        _rejected(error)
         return
-    data.after_shop_change()
-    st.session_state.pop(CHECK_KEY, None)
-    st.session_state[DONE_KEY] = report
     st.rerun()
 
 
