@@ -3,7 +3,8 @@
 The generated sample shop plants one action: from 2026-03-02 the busy parents' conversion
 rises by 30% and their baskets by 15%, on top of a 5% shop-wide lift for everyone. Here the
 personas are not made from the hidden archetypes (tests/test_kpis_truth.py does that) but
-the way a user makes them: customer features, clustering (k = 5), personas from the run.
+the way a user makes them: customer features, clustering (k = 5), then one draft persona
+per cluster (drafting.create_personas_from_run, as `personas create-from-run` does).
 The planted action then targets the personas made mostly of busy parents, and before_after
 must find the effect in them and none elsewhere.
 
@@ -19,25 +20,15 @@ import pandas as pd
 
 from persona_engine import kpis
 from persona_engine.actions import update_action
-from persona_engine.clustering import cluster_customers, run_assignments
+from persona_engine.clustering import cluster_customers
+from persona_engine.drafting import create_personas_from_run
 from persona_engine.features import compute_customer_features
-from persona_engine.personas import create_persona
 from sample_data.archetypes import PLANTED_ACTION
 from sample_data.generator import generate_shop
 
 K = 5
 CUSTOMERS = 20_000
 TEST_SEED = 1
-
-
-def create_personas_from_run(cur: duckdb.DuckDBPyConnection, run_id: int) -> list[int]:
-    """One persona per cluster of the run, with the cluster's customers as members."""
-    assignments = run_assignments(cur, run_id)
-    ids = []
-    for cluster, members in assignments.groupby("cluster")["customer_id"]:
-        ids.append(create_persona(cur, {"name": f"Cluster {int(cluster) + 1}"}, "planted-truth check",
-                                  members=members.tolist(), run_id=run_id, source_clusters=[int(cluster)]))
-    return ids
 
 
 def clustered_check(
@@ -52,7 +43,7 @@ def clustered_check(
     times["shop and features"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     run = cluster_customers(cur, k=K, seed=seed)
-    create_personas_from_run(cur, run.run_id)
+    create_personas_from_run(cur, run.run_id, user="planted-truth check", seed=seed)  # one per cluster
     times["clustering and personas"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     action_id = int(cur.execute("SELECT min(action_id) FROM actions").fetchall()[0][0])
