@@ -681,16 +681,25 @@ class BaseStats:
         return cls(ClusterProfile.from_json(data["profile"]), {k: float(v) for k, v in data["sd"].items()})
 
 
+def _spread(values: np.ndarray) -> float:
+    """Standard deviation of the known values; 0 when they do not vary (beyond rounding),
+    so that no z-score divides a rounding error by a rounding error."""
+    known = values[np.isfinite(values)]
+    if not len(known):
+        return 0.0
+    sd = float(known.std())
+    return sd if sd > 1e-9 * max(1.0, float(np.abs(known).max())) else 0.0
+
+
 def base_stats(frame: pd.DataFrame, categories: Sequence[str]) -> BaseStats:
     """The base's profile, and the (population) standard deviation of each numeric feature
     and of each category's spend share ("category:<name>", over buyers)."""
     sd = {}
     for key in PROFILE_NUMERIC:
         values = frame[key].to_numpy(dtype="float64", na_value=np.nan)
-        sd[key] = float(np.nanstd(values)) if np.isfinite(values).any() else 0.0
+        sd[key] = _spread(values)
     for i, category in enumerate(categories):
-        values = frame[f"share_{i}"].to_numpy(dtype="float64", na_value=np.nan)
-        sd[f"category:{category}"] = float(np.nanstd(values)) if np.isfinite(values).any() else 0.0
+        sd[f"category:{category}"] = _spread(frame[f"share_{i}"].to_numpy(dtype="float64", na_value=np.nan))
     return BaseStats(profile_of(frame, categories), sd)
 
 

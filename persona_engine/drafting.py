@@ -336,14 +336,15 @@ class NamePicker:
         return self.pools[gender][0]
 
 
-def _adjective_options(traits: Sequence[Trait], lang: str) -> list[Any]:
+def _adjective_options(traits: Sequence[Trait], lang: str) -> list[tuple[Any, str | None]]:
+    """(adjective, the trait it comes from), strongest trait first, then fallbacks."""
     # Behaviour and demographic traits first: "passionate" about a category says less.
     ordered = sorted(traits, key=lambda t: t.feature.startswith("category:"))
-    options: list[Any] = []
+    options: list[tuple[Any, str | None]] = []
     for trait in ordered:
         key = ("category", "higher") if trait.feature.startswith("category:") else (trait.feature, trait.direction)
-        options.extend(ADJECTIVES.get(key, {}).get(lang, []))
-    return options + FALLBACK_ADJECTIVES[lang]
+        options.extend((a, trait.feature) for a in ADJECTIVES.get(key, {}).get(lang, []))
+    return options + [(a, None) for a in FALLBACK_ADJECTIVES[lang]]
 
 
 def _name_with(first: str, adjective: Any, gender: str, lang: str) -> str:
@@ -354,8 +355,9 @@ def _name_with(first: str, adjective: Any, gender: str, lang: str) -> str:
     return f"{adjective} {first}"
 
 
-def alliterative_name(traits: Sequence[Trait], gender: str, lang: str, names: NamePicker) -> tuple[str, str]:
-    """("Frugal Fred", adjective) from the strongest trait that has a matching first name.
+def alliterative_name(traits: Sequence[Trait], gender: str, lang: str, names: NamePicker
+                      ) -> tuple[str, str, str | None]:
+    """("Frugal Fred", adjective, trait) from the strongest trait with a matching first name.
 
     English: "<Adjective> <First name>"; French: "<Prénom> le/la <Adjectif>" (agreed in
     gender, "l'" before a vowel). Falls back to any name when no initial matches.
@@ -366,7 +368,7 @@ def alliterative_name(traits: Sequence[Trait], gender: str, lang: str, names: Na
         return str(adjective)
 
     options = _adjective_options(traits, lang)
-    for adjective in options:
+    for adjective, trait in options:
         word = word_of(adjective)
         stem = str(adjective[0] if lang == "fr" else adjective)  # "Passionné" and "Passionnée" are one
         if stem in names.used_adjectives:
@@ -374,9 +376,9 @@ def alliterative_name(traits: Sequence[Trait], gender: str, lang: str, names: Na
         first = names.with_initial(gender, _initial(word))
         if first:
             names.used_adjectives.add(stem)
-            return _name_with(first, adjective, gender, lang), word
-    adjective = options[0]
-    return _name_with(names.any(gender), adjective, gender, lang), word_of(adjective)
+            return _name_with(first, adjective, gender, lang), word, trait
+    adjective, trait = options[0]
+    return _name_with(names.any(gender), adjective, gender, lang), word_of(adjective), trait
 
 
 def avatar_svg(name: str, colour: str) -> str:
@@ -725,7 +727,7 @@ def draft_personas(
         traits = distinguishing_traits(profile, run.base, top=5)
         writer = _Writer(profile, run.base, lang, currency, span_days)
         gender = _dominant_gender(profile, index)
-        name, adjective = alliterative_name(traits, gender, lang, names)
+        name, adjective, name_trait = alliterative_name(traits, gender, lang, names)
         kind, kind_evidence = suggested_kind(profile, run.base)
         share = profile.customers / total_customers
         revenue_share = profile.revenue / run.base.profile.revenue if run.base.profile.revenue else None
@@ -753,7 +755,7 @@ def draft_personas(
         }
         evidence = {
             **writer.evidence,
-            "name": {"trait": traits[0].feature if traits else None, "adjective": adjective, "gender": gender,
+            "name": {"trait": name_trait, "adjective": adjective, "gender": gender,
                      "genders": profile.shares("gender"), "locale": locale},
             "nickname": {"traits": [t.feature for t in traits[:3]]},
             "kind": {**kind_evidence, "revenue_share": revenue_share},
