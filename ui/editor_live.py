@@ -39,7 +39,7 @@ from ui.editor_state import (
     to_widget,
     touched,
 )
-from ui.editor_view import field_label, person_list, render_value
+from ui.editor_view import avatar, field_label, person_list, render_value
 from ui.i18n import label, t
 
 POLL_SECONDS = 1.5  # others' saves show within 3 s even with a slow rerun
@@ -290,6 +290,8 @@ def live_editor(persona_id: int, who: Identity) -> None:
         _conflicts(persona_id, state, who.user_name)
     for group, names in GROUPS.items():
         st.subheader(t(f"editor.group_{group}"))
+        if group == "identity":
+            avatar(get_persona(data.cursor(), persona_id).fields)
         for pair in zip(names[::2], names[1::2] + ("",) * (len(names) % 2), strict=True):
             for column, name in zip(st.columns(2), pair, strict=True):
                 if name:
@@ -313,5 +315,8 @@ def live_view(persona_id: int, who: Identity | None) -> None:
         _presence(persona_id, state)
     for group, names in GROUPS.items():
         st.subheader(t(f"editor.group_{group}"))
+        if group == "identity":
+            avatar(persona.fields)
         for name in names:
-            render_value(name, persona.fields[name])
+            if name != "avatar":
+                render_value(name, persona.fields[name])

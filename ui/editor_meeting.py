@@ -9,7 +9,7 @@ from persona_engine.export import MEDIA_TYPES, card_file_name, persona_card
 from persona_engine.personas import current_version, get_persona
 from persona_engine.safe_text import plain_markdown, safe_markdown
 from ui import data, editor_data
-from ui.editor_view import fact_value, facts_for, field_label, render_value
+from ui.editor_view import avatar, fact_value, facts_for, field_label, render_value
 from ui.i18n import label, t
 
 KPI_FACTS = ("members", "average_order_value", "repeat_purchase_rate", "conversion_rate", "revenue_share")
@@ -27,17 +27,6 @@ def presentation_style() -> None:
     st.html(PRESENTATION_CSS)
 
 
-def _avatar(persona_fields: dict) -> None:
-    image, text = persona_fields["avatar_image"], (persona_fields["avatar"] or "").strip()
-    if image:
-        st.image(image, width=220)
-    elif text.startswith("<svg") or text.startswith("<?xml"):
-        st.image(text, width=220)  # drawn as an <img>: scripts inside an SVG do not run there
-    else:
-        initials = "".join(w[0] for w in str(persona_fields["name"]).split()[:2]).upper()
-        st.markdown(f"# {plain_markdown(text or initials)}")
-
-
 @st.fragment(run_every=3)
 def meeting_card(persona_id: int) -> None:
     """The card: avatar, name, quote, KPIs, key traits, story. Polls the version like the editor."""
@@ -50,7 +39,7 @@ def meeting_card(persona_id: int) -> None:
     f = persona.fields
     left, right = st.columns([1, 3], vertical_alignment="center")
     with left:
-        _avatar(f)
+        avatar(f, width=220)
     with right:
         st.title(plain_markdown(f["name"]), anchor=False)
         if f["nickname"]:

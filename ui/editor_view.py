@@ -189,3 +189,15 @@ def comments_panel(persona_id: int, who: Identity | None) -> None:
 
 def facts_for(persona_id: int) -> PersonaFacts:
     return editor_data.facts(data.data_version(), persona_id)
+
+
+def avatar(persona_fields: dict, width: int = 96) -> None:
+    """The persona's picture: the uploaded image, the drafted SVG, else an emoji or initials."""
+    image, text = persona_fields["avatar_image"], (persona_fields["avatar"] or "").strip()
+    if image:
+        st.image(image, width=width)
+    elif text.startswith("<svg") or text.startswith("<?xml"):
+        st.image(text, width=width)  # drawn as an <img>: scripts inside an SVG do not run there
+    else:
+        initials = "".join(w[0] for w in str(persona_fields["name"]).split()[:2]).upper()
+        st.markdown(f"# {plain_markdown(text or initials)}")
