@@ -35,6 +35,8 @@ ZERO = re.compile(r"^[^\d]*0+([.,]0+)?\s*%?$")
 MUST_SAY: dict[str, list[str]] = {
     "overview": [t("common.no_session_data", lang="en")],
     "data": [t("data.missing.sessions", lang="en"), t("data.missing.demographics", lang="en")],
+    # Its default view: the demographic charts, each replaced by this sentence.
+    "explorer": [t("explorer.reason.field_missing", lang="en")],
 }
 
 
