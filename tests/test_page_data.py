@@ -42,6 +42,8 @@ def shop_db(template, tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("PERSONA_STUDIO_DB", str(path))
     # No credentials file unless a test writes one: everyone with a name may write.
     monkeypatch.setenv(auth.USERS_FILE_ENV, str(tmp_path / "users.toml"))
+    # Uploads go to the test's folder, not the machine's temporary uploads folder.
+    monkeypatch.setattr("ui.data_page_data.UPLOAD_ROOT", tmp_path / "uploads")
     return path
 
 
@@ -118,6 +120,8 @@ def test_transaction_log_through_the_proposed_mapping(shop_db):
     at.button(key="data_import").click().run()
     assert not at.exception, at.exception
     assert texts(at.success)[0].startswith("Import 1 done: 16 rows written")
+    # The upload was saved under its own name in this session's folder.
+    assert [p.name for p in (shop_db.parent / "uploads").glob("*/*")] == ["transactions_fr.csv"]
     # Completed revenue: 12.50 + 37.00 + 8.90 + 25.00 + 120.00 + 15.75 = 219.15 (the -12.50
     # line is a refund, imported as a returned order).
     assert query(shop_db, "SELECT count(*), sum(amount) FILTER (status = 'completed') FROM orders") \
