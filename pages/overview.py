@@ -31,7 +31,8 @@ with guard():
     cur, prev, currency = ov.current, ov.previous, summary.currency
     st.caption(t("overview.compared_with", start=prev.start.isoformat(), end=prev.end.isoformat()))
 
-    conversion = fmt.percent(cur.conversion_rate, 2) if ov.has_sessions else t("common.no_session_data")
+    # A tile has room for a short word; the reason is in the tile's help and the caption below.
+    conversion = fmt.percent(cur.conversion_rate, 2) if ov.has_sessions else t("common.not_available")
     tiles = [
         ("customers", fmt.number(cur.customers), "customers"),
         ("orders", fmt.number(cur.orders), "orders"),
@@ -43,6 +44,9 @@ with guard():
     for column, (key, value, kpi) in zip(st.columns(3) + st.columns(3), tiles, strict=True):
         column.metric(t(f"overview.{key}"), value, delta=fmt.signed_percent(ov.change(kpi)) or None,
                       help=t(f"overview.{key}_help"), border=True)
+
+    if not ov.has_sessions:
+        st.caption(f"{t('overview.conversion')}: {t('common.no_session_data')}")
 
     st.subheader(t("overview.weekly_title"))
     if ov.weekly.empty:

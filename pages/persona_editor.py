@@ -23,7 +23,7 @@ personas = editor_data.personas()
 if who is not None and who.can("editor"):
     new_persona_actions(who)
 if personas.empty:
-    st.info(t("editor.no_personas"))
+    st.info(t("editor.no_personas") if who is None else t("editor.no_personas_named"))
     st.stop()
 
 persona_id = persona_picker(personas)

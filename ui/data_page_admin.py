@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from persona_engine.features import compute_customer_features
 from persona_engine.ingest import erase_customer, find_customer
 from persona_engine.safe_text import plain_markdown
-from sample_data.generator import generate_shop
 from ui import data, fmt
-from ui.data_page_data import HeldProgress
 from ui.data_page_import import DONE_KEY
 from ui.data_page_view import table_word
 from ui.i18n import t
+from ui.sample import generate_sample
 from ui.shell import guard
 
 SAMPLE_CUSTOMERS = 20_000
-SAMPLE_SEED = 42
-SAMPLE_LOCALE = "fr_FR"
 ERASE_TARGET = "data_erase_target"  # (id as typed, internal customer_id) awaiting confirmation
 ERASE_DONE = "data_erase_done"  # {table: rows removed} of the erasure just made
 SAMPLE_DONE = "data_sample_done"
@@ -49,21 +45,9 @@ def sample_panel(may_write: bool) -> None:
     if confirmed:
         st.session_state["data_reset_confirm"] = False
         st.session_state.pop(DONE_KEY, None)
-        bar = HeldProgress(st.progress(0.0, text=t("data.sample_generating")))
-        try:
-            with guard():
-                summary = generate_shop(
-                    data.cursor(), n_customers=SAMPLE_CUSTOMERS, seed=SAMPLE_SEED, locale=SAMPLE_LOCALE,
-                    # Generation is most of the time; features take the last tenth of the bar.
-                    on_progress=lambda share: bar.show(0.9 * share, lambda: t("data.sample_generating")),
-                )
-                compute_customer_features(data.cursor(), progress=lambda done, total, message: bar.show(
-                    0.9 + 0.1 * done / max(total, 1), lambda: t("data.sample_features", message=message)))
-                st.session_state[SAMPLE_DONE] = (summary.customers, summary.orders)
-        finally:
-            # Even a failed generation changed the shop (it leaves it empty): caches are stale.
-            data.after_shop_change()
-        bar.release()
+        summary = generate_sample(SAMPLE_CUSTOMERS)
+        if summary is not None:
+            st.session_state[SAMPLE_DONE] = (summary.customers, summary.orders)
         if SAMPLE_DONE in st.session_state:  # else guard() shows why, and it stays on screen
             st.rerun()
 

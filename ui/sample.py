@@ -1,14 +1,39 @@
-"""First start: offer to generate the sample shop, with a progress bar."""
+"""The sample shop from the app: first-start offer (Overview) and the generation with progress."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from persona_engine.features import compute_customer_features
-from sample_data.generator import generate_shop
+from sample_data.generator import GenerationSummary, generate_shop
 from ui import data
+from ui.data_page_data import HeldProgress
 from ui.i18n import t
 from ui.shell import guard
+
+SAMPLE_SEED = 42
+SAMPLE_LOCALE = "fr_FR"
+
+
+def generate_sample(n_customers: int) -> GenerationSummary | None:
+    """Generate the sample shop and its features under a progress bar; None if it failed
+    (the reason is then on screen). A browser that leaves meanwhile does not cut it short."""
+    bar = HeldProgress(st.progress(0.0, text=t("data.sample_generating")))
+    summary = None
+    try:
+        with guard():
+            summary = generate_shop(
+                data.cursor(), n_customers=n_customers, seed=SAMPLE_SEED, locale=SAMPLE_LOCALE,
+                # Generation is most of the time; features take the last tenth of the bar.
+                on_progress=lambda share: bar.show(0.9 * share, lambda: t("data.sample_generating")),
+            )
+            compute_customer_features(data.cursor(), progress=lambda done, total, message: bar.show(
+                0.9 + 0.1 * done / max(total, 1), lambda: t("data.sample_features", message=message)))
+    finally:
+        # Even a failed generation changed the shop (it leaves it empty): caches are stale.
+        data.after_shop_change()
+    bar.release()
+    return summary
 
 
 def offer_sample_shop() -> None:
@@ -17,13 +42,5 @@ def offer_sample_shop() -> None:
     n = st.number_input(t("overview.generate_customers"), min_value=500, max_value=200_000, value=20_000,
                         step=500, key="sample_customers")
     if st.button(t("overview.generate_button"), type="primary", key="generate_sample"):
-        bar = st.progress(0.0, text=t("overview.generating"))
-        with guard():
-            summary = generate_shop(
-                data.cursor(), n_customers=int(n), seed=42, locale="fr_FR",
-                on_progress=lambda done: bar.progress(done, text=t("overview.generating")),
-            )
-            compute_customer_features(data.cursor())
-            data.after_shop_change()
-            st.success(t("overview.generated", customers=f"{summary.customers:,}", orders=f"{summary.orders:,}"))
+        if generate_sample(int(n)) is not None:
             st.rerun()
