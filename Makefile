@@ -42,7 +42,7 @@ lint: $(BIN)/.installed-dev
 typecheck: $(BIN)/.installed-dev
 	$(BIN)/mypy persona_engine
 
-test: $(BIN)/.installed-dev browser lint
+test: $(BIN)/.installed-dev browser lint typecheck
 	$(BIN)/python -m pytest -q
 
 unit: $(BIN)/.installed-dev

@@ -1509,10 +1509,10 @@ def best_customers(
                            AND f.customer_id IN (SELECT customer_id FROM ({_audience_sql(flt, q, features)}))
                          ORDER BY f.{column} DESC, f.customer_id LIMIT {int(n)})
         """ + details  # noqa: S608 - column from BEST_BY; the audience query binds its values; n an int
-        df = _cached(
-            cur, f"best_{features == ranked}", f"{a.key}|{column}|{n}",
-            lambda sql=sql, params=q.params: (sql, params),
-        )
+        def statement(sql: str = sql, params: dict[str, Any] = q.params) -> tuple[str, dict[str, Any]]:
+            return sql, params
+
+        df = _cached(cur, f"best_{features == ranked}", f"{a.key}|{column}|{n}", statement)
         if len(df) >= n or features != ranked:
             break
     return ChartData(df, a.customers)

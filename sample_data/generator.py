@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -179,7 +179,7 @@ class Counters:
 
 def _customers_block(
     rng: np.random.Generator, first_id: int, n: int, locale: str, pools: Pools
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+) -> tuple[dict[str, object], dict[str, np.ndarray]]:
     """Customers of one block: their table columns, and hidden per-customer traits."""
     loc = LOCALES[locale]
     words = WORDS[loc.words]
@@ -193,7 +193,6 @@ def _customers_block(
                       "female", "male").astype(object)
     gender[rng.random(n) < 0.015] = "other"
 
-    cols: dict[str, np.ndarray] = {}
     marital = np.empty(n, dtype=object)
     education = np.empty(n, dtype=object)
     occupation = np.empty(n, dtype=object)
@@ -275,7 +274,7 @@ def _customers_block(
 
     mobile = traits["mobile"]
     preferred_device = np.where(mobile >= 0.5, "mobile", np.where(rng.random(n) < 0.85, "desktop", "tablet"))
-    cols = {
+    cols: dict[str, object] = {
         "customer_id": ids,
         "external_id": np.char.add("C", ids.astype(str)).astype(object),
         "created_at": created_at,
@@ -401,13 +400,13 @@ def _orders_from(
     u = rng.random(n)
     status = np.where(u < CANCEL_RATE, "cancelled",
                       np.where(rng.random(n) < return_p, "returned", "completed")).astype(object)
-    orders = {
+    orders: dict[str, np.ndarray] = {
         "order_id": order_ids, "external_id": np.char.add("O", order_ids.astype(str)).astype(object),
         "customer_id": customer_id, "ordered_at": ordered_at, "channel": channel, "device": device,
         "payment_method": payment, "amount": np.round(gross - discount, 2), "discount": discount,
         "status": status, "currency": np.full(n, currency, dtype=object),
     }
-    items = {"order_id": order_ids[item_order], "product_id": product, "quantity": quantity,
+    items: dict[str, np.ndarray] = {"order_id": order_ids[item_order], "product_id": product, "quantity": quantity,
              "unit_price": unit_price}
     return orders, items
 
@@ -426,7 +425,7 @@ def _block(
 ) -> dict[str, pa.Table]:
     currency = LOCALES[locale].currency
     customers, traits = _customers_block(rng, first_id, n, locale, pools)
-    ids = customers["customer_id"]
+    ids = np.arange(first_id, first_id + n, dtype=np.int64)  # the block's customer_id column
     sess, owner = _sessions_block(rng, traits, ids, counters, cdfs)
     arch = traits["archetype"]
     target = _target_index()
@@ -532,7 +531,7 @@ def _block(
     }
 
 
-def _arrow(cols: dict[str, object], null_minus_one: Sequence[str] = ()) -> pa.Table:
+def _arrow(cols: Mapping[str, object], null_minus_one: Sequence[str] = ()) -> pa.Table:
     arrays = {}
     for name, values in cols.items():
         if isinstance(values, pa.Array):
