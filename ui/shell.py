@@ -31,6 +31,7 @@ class PageSpec:
 # A page is listed here once it works; there are no placeholders.
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("overview", "overview.py", ":material/dashboard:", "section_explore"),
+    PageSpec("explorer", "explorer.py", ":material/travel_explore:", "section_explore"),
     PageSpec("persona_editor", "persona_editor.py", ":material/edit_note:", "section_personas"),
     PageSpec("meeting", "meeting.py", ":material/co_present:", "section_personas"),
     PageSpec("impact", "impact.py", ":material/query_stats:", "section_impact"),
