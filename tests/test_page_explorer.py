@@ -1,0 +1,256 @@
+"""AppTest: the segment explorer runs on a generated shop, every filter reaches the engine
+and the URL, each view renders, and the audience export never lists a non-consenting customer.
+
+Expected numbers come from persona_engine.explore on the same file (the engine is tested
+against pandas in test_explore.py); here the question is whether the page shows them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from persona_engine import auth
+from persona_engine.explore import CustomerFilter, audience_summary, best_customers, rfm_groups
+from persona_engine.features import compute_customer_features
+from persona_engine.personas import create_persona
+from persona_engine.segments import load_rules
+from persona_engine.store import open_store
+from ui.explorer_data import audience_csv
+from ui.explorer_filters import FILTERS
+
+APP = "../app.py"
+PAGE = "pages/explorer.py"
+PERSONA_MEMBERS = 200  # customers 1-400, odd ids: some have no consent and must never count
+
+
+@pytest.fixture(scope="session")
+def explorer_db(sample_db, tmp_path_factory) -> Path:
+    """The 3,000-customer sample shop with customer features and one persona."""
+    path = tmp_path_factory.mktemp("explorer") / "shop.duckdb"
+    shutil.copy(sample_db, path)
+    s = open_store(path)
+    cur = s.cursor()
+    compute_customer_features(cur)
+    create_persona(cur, {"name": "Odd ones"}, "tests", members=range(1, 2 * PERSONA_MEMBERS, 2))
+    s.close()
+    return path
+
+
+@pytest.fixture
+def shop(explorer_db, tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("PERSONA_STUDIO_DB", str(explorer_db))
+    monkeypatch.setenv(auth.USERS_FILE_ENV, str(tmp_path / "users.toml"))  # no sign-in
+    return explorer_db
+
+
+def engine_customers(db: Path, flt: CustomerFilter) -> int:
+    s = open_store(db)
+    try:
+        return int(audience_summary(s.cursor(), flt).data.loc[0, "customers"])
+    finally:
+        s.close()
+
+
+def open_explorer(query: dict[str, str | list[str]] | None = None, **state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=90)
+    for key, value in state.items():
+        at.session_state[key] = value
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    at.switch_page(PAGE)
+    return at.run()
+
+
+def customers_shown(at: AppTest) -> int:
+    return int(at.metric[0].value.replace(",", ""))
+
+
+def test_explorer_shows_the_engines_headline_numbers(shop):
+    at = open_explorer()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Segment explorer"
+    assert [m.label for m in at.metric] == ["Customers", "Buyers", "Completed orders", "Revenue",
+                                            "Average order value"]
+    everyone = engine_customers(shop, CustomerFilter())
+    # 3,000 generated customers, of whom those without analytics consent are left out.
+    assert 2000 < everyone < 3000
+    assert customers_shown(at) == everyone
+    assert at.error == [] and at.warning == []
+
+
+# A value of each filter that keeps some customers but not all (checked below).
+PICKS: dict[str, list] = {
+    "explorer_country": ["France"],
+    "explorer_region": ["Île-de-France"],
+    "explorer_channel": ["email", "social"],
+    "explorer_device": ["mobile"],
+    "explorer_rfm": ["champions"],
+    "explorer_segment": ["cart_abandoners"],
+    "explorer_persona": [1],
+}
+
+
+@pytest.mark.parametrize("param", FILTERS, ids=[p.name for p in FILTERS])
+def test_each_filter_changes_the_numbers_as_the_engine_says_and_goes_in_the_url(shop, param):
+    at = open_explorer()
+    everyone = customers_shown(at)
+    picked = PICKS[param.key]
+    at.multiselect(key=param.key).set_value(picked).run()
+    assert not at.exception, at.exception
+    expected = engine_customers(shop, CustomerFilter(**{param.field: tuple(picked)}))
+    assert 0 < expected < everyone, f"{param.name}: pick a value that keeps some customers"
+    assert customers_shown(at) == expected
+    url_value = at.query_params[param.name]
+    assert (url_value if isinstance(url_value, list) else [url_value]) == [str(v) for v in picked]
+
+
+def test_persona_filter_counts_only_consenting_members(shop):
+    s = open_store(shop)
+    consenting = s.cursor().execute(
+        "SELECT count(*) FROM customers WHERE consent_analytics AND customer_id % 2 = 1 AND customer_id < ?",
+        [2 * PERSONA_MEMBERS],
+    ).fetchall()[0][0]
+    s.close()
+    assert consenting < PERSONA_MEMBERS  # some members have no consent: they must not count
+    at = open_explorer()
+    at.multiselect(key="explorer_persona").set_value([1]).run()
+    assert customers_shown(at) == consenting
+
+
+def test_date_range_filter(shop):
+    at = open_explorer()
+    at.date_input(key="explorer_dates").set_value((date(2026, 3, 1), date(2026, 3, 31))).run()
+    assert not at.exception, at.exception
+    expected = engine_customers(shop, CustomerFilter(start=date(2026, 3, 1), end=date(2026, 3, 31)))
+    assert 0 < expected < 2000
+    assert customers_shown(at) == expected
+    assert at.query_params["start"] == "2026-03-01" and at.query_params["end"] == "2026-03-31"
+
+
+def test_a_shared_link_opens_with_its_filters(shop):
+    query = {"country": "France", "device": "mobile", "rfm": ["champions", "loyal"], "view": "behaviour",
+             "start": "2025-06-01", "end": "2026-05-31"}
+    at = open_explorer(query)
+    assert not at.exception, at.exception
+    assert at.multiselect(key="explorer_country").value == ["France"]
+    assert at.multiselect(key="explorer_device").value == ["mobile"]
+    assert at.multiselect(key="explorer_rfm").value == ["champions", "loyal"]
+    assert at.date_input(key="explorer_dates").value == (date(2025, 6, 1), date(2026, 5, 31))
+    expected = engine_customers(shop, CustomerFilter(
+        start=date(2025, 6, 1), end=date(2026, 5, 31), countries=("France",), devices=("mobile",),
+        rfm_groups=("champions", "loyal")))
+    assert customers_shown(at) == expected
+    assert at.session_state["explorer_view"] == "behaviour"
+
+
+def test_unknown_values_in_a_link_are_dropped(shop):
+    at = open_explorer({"country": ["Atlantis", "France"], "rfm": "best_friends", "view": "nowhere"})
+    assert not at.exception, at.exception
+    assert at.multiselect(key="explorer_country").value == ["France"]
+    assert at.multiselect(key="explorer_rfm").value == []
+    assert at.session_state["explorer_view"] == "demographics"
+
+
+@pytest.mark.parametrize("view", ["demographics", "behaviour", "compare", "customers"])
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_every_view_runs_in_both_languages(shop, view, lang):
+    at = open_explorer({"view": view, "device": "tablet"}, lang=lang)
+    assert not at.exception, at.exception
+    assert at.error == []
+    # A chart per breakdown, each with the customers behind it.
+    assert any("customers" in c.value or "clients" in c.value for c in at.caption)
+
+
+def test_compare_view_sides_and_standouts(shop):
+    at = open_explorer({"view": "compare"})
+    assert not at.exception, at.exception
+    # Side A opens on the champions, side B on everyone.
+    assert at.multiselect(key="explorer_compare_a_rfm_groups").value == ["champions"]
+    s = open_store(shop)
+    champions = rfm_groups(s.cursor(), CustomerFilter()).data.set_index("rfm_group").loc["champions", "customers"]
+    s.close()
+    sizes = [c.value for c in at.caption if c.value.startswith("A: ")]
+    assert sizes and f"({champions:,} customers)" in sizes[0]
+    standouts = at.dataframe[0].value  # the only table of the view
+    assert len(standouts) > 0
+    # The RFM group is what side A was picked on: not listed as a finding.
+    assert "RFM group" not in set(standouts["Breakdown"])
+
+
+def test_best_customers_table_matches_the_engine(shop):
+    at = open_explorer({"view": "customers", "country": "France"})
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value  # the only table of the view
+    s = open_store(shop)
+    best = best_customers(s.cursor(), CustomerFilter(countries=("France",)), "revenue", 20).data
+    s.close()
+    assert len(table) == 20
+    assert list(table["Customer id"]) == [str(c) for c in best["customer_id"]]
+    assert at.download_button(key="explorer_export").label == "Download the audience (CSV)"
+
+
+def test_audience_csv_lists_consenting_customers_of_the_filter_only(shop):
+    s = open_store(shop)
+    cur = s.cursor()
+    flt = CustomerFilter(countries=("France",), devices=("mobile",))
+    frame = pd.read_csv(pd.io.common.BytesIO(audience_csv(s, flt)))
+    raw = cur.execute(
+        "SELECT c.customer_id, c.consent_analytics, c.country, f.main_device "
+        "FROM customers c LEFT JOIN customer_features f USING (customer_id)"
+    ).df()
+    s.close()
+    assert list(frame.columns) == ["customer_id", "email"]
+    refused = set(raw.loc[~raw["consent_analytics"], "customer_id"])
+    assert refused and not (set(frame["customer_id"]) & refused)
+    # Plain pandas reference: consenting, French, mainly on mobile.
+    expected = raw[raw["consent_analytics"] & (raw["country"] == "France") & (raw["main_device"] == "mobile")]
+    assert sorted(frame["customer_id"]) == sorted(expected["customer_id"])
+
+
+def test_glossary_defines_every_feature_and_rules_show_thresholds(shop):
+    at = open_explorer()
+    text = "\n".join(m.value for m in at.markdown)
+    assert "**Recency** (days): Days from the last completed order" in text
+    assert "**Newsletter opt-in** (yes or no)" in text
+    # Default thresholds in the words of the segments (BehaviourRules defaults).
+    assert "at least 4 completed orders, the last one at most 180 days ago" in text
+
+
+def test_changing_a_threshold_recomputes_segments(sample_db, tmp_path, monkeypatch):
+    path = tmp_path / "rules.duckdb"
+    shutil.copy(sample_db, path)
+    s = open_store(path)
+    compute_customer_features(s.cursor())
+    s.close()
+    monkeypatch.setenv("PERSONA_STUDIO_DB", str(path))
+    monkeypatch.setenv(auth.USERS_FILE_ENV, str(tmp_path / "users.toml"))
+    at = open_explorer({"segment": "recent_buyers"}, display_name="Camille")
+    before = customers_shown(at)
+    at.number_input(key="explorer_rule_recent_days").set_value(10)
+    at.button(key="explorer_rules_save").click().run()
+    assert not at.exception, at.exception
+    assert any("Segments recomputed" in m.value for m in at.success)
+    s = open_store(path)
+    assert load_rules(s.cursor()).recent_days == 10
+    s.close()
+    # Bought in the last 10 days is a subset of bought in the last 30: fewer customers.
+    assert customers_shown(at) < before
+
+
+def test_without_customer_features_the_page_says_so_and_offers_to_compute_them(sample_db, tmp_path, monkeypatch):
+    path = tmp_path / "no_features.duckdb"
+    shutil.copy(sample_db, path)  # generated without features (the CLI and the app compute them)
+    monkeypatch.setenv("PERSONA_STUDIO_DB", str(path))
+    monkeypatch.setenv(auth.USERS_FILE_ENV, str(tmp_path / "users.toml"))
+    at = open_explorer(display_name="Camille")
+    assert not at.exception, at.exception
+    assert at.info[0].value.startswith("Customer features have not been computed")
+    at.button(key="explorer_compute").click().run()
+    assert not at.exception, at.exception
+    assert customers_shown(at) == engine_customers(path, CustomerFilter())

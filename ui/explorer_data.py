@@ -1,0 +1,125 @@
+"""Cached loaders of the segment explorer: one per persona_engine.explore call.
+
+Every loader takes the shop's data version and the CustomerFilter (a frozen dataclass,
+hashed by value), so a filter seen before renders from memory and a new import or sample
+makes every result stale at once. A filter on personas adds the personas' fingerprint to
+the key: members change without the data version changing. The audience export is never
+cached: it reads the consent view at the moment of the click.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+import streamlit as st
+
+from persona_engine import explore, kpis
+from persona_engine.explore import ChartData, Comparison, CustomerFilter, FilterOptions
+from persona_engine.features import compute_customer_features, features_computed_at
+from persona_engine.segments import BehaviourRules, assign_segments, load_rules
+from persona_engine.store import Store
+from ui import data
+
+# Chart name -> engine function taking (cursor, filter); the only names `chart` accepts.
+_CHARTS: dict[str, Callable[[duckdb.DuckDBPyConnection, CustomerFilter], ChartData]] = {
+    "summary": explore.audience_summary,
+    "rfm_grid": explore.rfm_grid,
+    "rfm_groups": explore.rfm_groups,
+    "segments": explore.behaviour_segments,
+    "funnel": explore.funnel,
+    "category_mix": explore.category_mix,
+    "weekday_hour": explore.weekday_hour,
+    "new_vs_returning": explore.new_vs_returning_revenue,
+    "cohorts": explore.cohort_retention,
+}
+
+
+def personas_signature() -> str:
+    """A fingerprint of the personas and their members (kpis.personas_signature)."""
+    return kpis.personas_signature(data.cursor())
+
+
+def personas_key(*filters: CustomerFilter) -> str:
+    """The personas' fingerprint when a filter selects personas, else '' (no scan)."""
+    return personas_signature() if any(f.persona_ids for f in filters) else ""
+
+
+@st.cache_data(ttl=data.CACHE_TTL, show_spinner=False, max_entries=16)
+def options(version: str, personas: str) -> FilterOptions:
+    """What the filter bar offers; `personas` is kpis.personas_signature (names change)."""
+    return explore.filter_options(data.cursor())
+
+
+@st.cache_data(ttl=data.CACHE_TTL, show_spinner=False)
+def features_ready(version: str) -> datetime | None:
+    """When customer features were last computed (None: never, the explorer is empty)."""
+    return features_computed_at(data.cursor())
+
+
+@st.cache_data(ttl=data.CACHE_TTL, show_spinner=False, max_entries=512)
+def chart(version: str, personas: str, name: str, flt: CustomerFilter) -> ChartData:
+    """One of the _CHARTS for this filter."""
+    return _CHARTS[name](data.cursor(), flt)
+
+
+@st.cache_data(ttl=data.CACHE_TTL, show_spinner=False, max_entries=256)
+def demographic(version: str, personas: str, flt: CustomerFilter, field: str) -> ChartData:
+    """explore.demographic_breakdown: value, customers, share, too_small."""
+    return explore.demographic_breakdown(data.cursor(), flt, field)
+
+
+@st.cache_data(ttl=data.CACHE_TTL, show_spinner=False, max_entries=256)
+def order_mix(version: str, personas: str, flt: CustomerFilter, by: str) -> ChartData:
+    """explore.order_mix by channel, device or payment_method."""
+    return explore.order_mix(data.cursor(), flt, by)
+
+
+@st.cache_data(ttl=data.CACHE_TTL, show_spinner=False, max_entries=128)
+def cart_abandonment(version: str, personas: str, flt: CustomerFilter, by: str) -> ChartData:
+    """explore.cart_abandonment by session device or source."""
+    return explore.cart_abandonment(data.cursor(), flt, by)
+
+
+@st.cache_data(ttl=data.CACHE_TTL, show_spinner=False, max_entries=64)
+def best(version: str, personas: str, flt: CustomerFilter, by: str, n: int) -> ChartData:
+    """explore.best_customers: BEST_COLUMNS, best first."""
+    return explore.best_customers(data.cursor(), flt, by, n)
+
+
+@st.cache_data(ttl=data.CACHE_TTL, show_spinner=False, max_entries=32)
+def comparison(version: str, personas: str, a: CustomerFilter, b: CustomerFilter) -> Comparison:
+    """explore.compare of side a against side b."""
+    return explore.compare(data.cursor(), a, b)
+
+
+def audience_csv(store: Store, flt: CustomerFilter) -> bytes:
+    """CSV (customer_id, email) of the filtered consenting customers, read now.
+
+    Runs when the download button is clicked, on the button's own thread: it takes the
+    store, not the page's cursor, and opens that thread's cursor.
+    """
+    chart_data = explore.audience_export(store.cursor(), flt)
+    frame = chart_data.data if chart_data.available else pd.DataFrame(columns=list(explore.AUDIENCE_COLUMNS))
+    return frame.to_csv(index=False).encode("utf-8")
+
+
+def rules() -> BehaviourRules:
+    """The shop's segment thresholds (one settings row: read fresh)."""
+    return load_rules(data.cursor())
+
+
+def save_rules(new_rules: BehaviourRules) -> int:
+    """Recompute every customer's segments with new thresholds; customers written."""
+    written = assign_segments(data.cursor(), new_rules)
+    data.bump_data_version()
+    return written
+
+
+def compute_features() -> int:
+    """Compute customer features (first use of a shop imported without them)."""
+    written = compute_customer_features(data.cursor())
+    data.bump_data_version()
+    return written
