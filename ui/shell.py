@@ -32,6 +32,8 @@ class PageSpec:
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("overview", "overview.py", ":material/dashboard:", "section_explore"),
     PageSpec("explorer", "explorer.py", ":material/travel_explore:", "section_explore"),
+    PageSpec("personas", "personas.py", ":material/groups:", "section_personas"),
+    PageSpec("clustering", "clustering.py", ":material/bubble_chart:", "section_personas"),
     PageSpec("persona_editor", "persona_editor.py", ":material/edit_note:", "section_personas"),
     PageSpec("meeting", "meeting.py", ":material/co_present:", "section_personas"),
     PageSpec("impact", "impact.py", ":material/query_stats:", "section_impact"),
