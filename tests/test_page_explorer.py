@@ -254,3 +254,26 @@ def test_without_customer_features_the_page_says_so_and_offers_to_compute_them(s
     at.button(key="explorer_compute").click().run()
     assert not at.exception, at.exception
     assert customers_shown(at) == engine_customers(path, CustomerFilter())
+
+
+def test_clear_filters_removes_them_from_the_page_and_the_url(shop):
+    at = open_explorer({"country": "France", "device": "mobile", "start": "2026-03-01", "end": "2026-03-31"})
+    assert customers_shown(at) == engine_customers(
+        shop, CustomerFilter(start=date(2026, 3, 1), end=date(2026, 3, 31), countries=("France",), devices=("mobile",)))
+    at.button(key="explorer_clear").click().run()
+    assert not at.exception, at.exception
+    assert customers_shown(at) == engine_customers(shop, CustomerFilter())
+    assert not {"country", "device", "start", "end"} & set(at.query_params)
+
+
+def test_a_session_keeps_its_cursor_so_a_date_range_is_rolled_up_once(shop):
+    # Every rerun runs on a new thread; the range rollups live in the temporary tables of
+    # the cursor the engine is given: the session's own cursor keeps them between clicks.
+    from ui.explorer_data import SESSION_CURSOR
+
+    at = open_explorer({"start": "2026-03-01", "end": "2026-03-31"})
+    first = at.session_state[SESSION_CURSOR].cursor
+    at.multiselect(key="explorer_device").set_value(["mobile"]).run()
+    assert at.session_state[SESSION_CURSOR].cursor is first
+    tables = first.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+    assert ("explorer_range_customers",) in tables

@@ -98,7 +98,7 @@ def _seed(options: FilterOptions) -> None:
 def _clear() -> None:
     for param in FILTERS:
         st.session_state[param.key] = []
-    st.session_state.pop(DATES_KEY, None)  # back to the widget's default: all dates
+    st.session_state[DATES_KEY] = ()
 
 
 def _write_url(wanted: dict[str, list[str]]) -> None:
