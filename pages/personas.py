@@ -45,7 +45,7 @@ with create_tab:
     else:
         run_id = pick_run(runs)
         with guard():
-            view.picking(run_id, version, current_identity(), shop.currency)
+            view.picking(run_id, version, current_identity(), shop.currency, personas)
 
 with shortlist_tab:
     st.caption(t("personas.shortlist_intro"))

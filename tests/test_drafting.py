@@ -280,3 +280,22 @@ def test_create_from_run_command(tmp_path, capsys):
     assert "--clusters takes cluster numbers" in capsys.readouterr().err
     assert main(["personas", "create-from-run", "--db", str(path), "--run", "99"]) == 1
     assert capsys.readouterr().err.strip() == "error: clustering run 99 does not exist"
+
+
+def test_a_shop_without_demographics_or_sessions_drafts_what_it_can(cur, shop):
+    # Like an imported order history: no age, income or gender, no session data.
+    cur.execute("UPDATE customers SET age = NULL, income = NULL, gender = NULL, marital_status = NULL,"
+                " occupation = NULL, region = NULL")
+    cur.execute("UPDATE customer_features SET mobile_share = NULL, sessions_total = NULL, sessions_90d = NULL,"
+                " pages_per_session = NULL, cart_abandonment_rate = NULL, main_source = NULL")
+    run = cluster_customers(cur, k=3, seed=0)
+    assert set(run.params["dropped_features"]) == {"age", "income", "mobile_share", "sessions_total",
+                                                    "pages_per_session"}
+    for draft in draft_personas(cur, run.run_id):
+        # Nothing to say about who they are, their channels or their devices: left empty.
+        for empty in ("demographics", "professional_context", "preferred_channels", "tech_affinity"):
+            assert empty not in draft.fields, (empty, draft.fields.get(empty))
+        # Returns come from orders and may still be a frustration; cart abandonment cannot.
+        assert "cart_abandonment_rate" not in draft.evidence.get("frustrations", {})
+        assert {"name", "bio", "day_in_the_life", "brand_relationship"} <= set(draft.fields)
+        assert draft.evidence["name"]["gender"] in ("female", "male")  # no gender data: alternates

@@ -102,3 +102,14 @@ def test_shortlist_lists_consenting_members_only(shop):
     assert top not in listed  # withdrew consent: never listed
     assert tables[0]["Client"].iloc[0] == second
     assert at.get("download_button")[0].label == "Télécharger la liste (CSV)"
+
+
+def test_a_run_already_drafted_says_so(shop):
+    from persona_engine.drafting import create_personas_from_run
+
+    store = open_store(shop)
+    create_personas_from_run(store.cursor(), 1, groups=[[0], [1]], user="test")
+    at = page()
+    assert not at.exception, at.exception
+    assert "2 personas were already drafted from run 1: creating again adds new ones beside them." in [
+        w.value for w in at.warning]

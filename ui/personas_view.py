@@ -154,7 +154,10 @@ def _groups(clusters: list[int], choices: dict[int, str]) -> list[list[int]]:
     return [sorted(g) for g in groups.values()]
 
 
-def picking(run_id: int, version: str, who: Identity | None, currency: str | None) -> None:
+def picking(run_id: int, version: str, who: Identity | None, currency: str | None, personas: pd.DataFrame) -> None:
+    already = int((personas["source_run_id"] == run_id).sum()) if not personas.empty else 0
+    if already:
+        st.warning(t("personas.already", n=already, run=run_id))
     run = clustering_data.run(version, run_id)
     drafts = clustering_data.drafts(version, run_id, None)
     clusters = [c.cluster for c in run.clusters]
