@@ -4,6 +4,7 @@ mixes, categories, weekday x hour, new vs returning revenue, cohort retention.""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -74,7 +75,9 @@ def _funnel(frame: pd.DataFrame) -> go.Figure:
     text = [f"{fmt.number(n)} ({fmt.percent(s)})" for n, s in zip(frame["sessions"], frame["share_of_sessions"], strict=True)]
     hover = [t("explorer.funnel_text", step_name=name, n=fmt.number(n), share=fmt.percent(s), step=fmt.percent(r))
              for name, n, s, r in zip(names, frame["sessions"], frame["share_of_sessions"], frame["step_rate"], strict=True)]
-    fig = go.Figure(go.Funnel(y=names, x=frame["sessions"], text=text, textinfo="text", textposition="outside",
+    # Wide steps hold their label; narrow ones get it beside them.
+    inside = ["inside" if share >= 0.5 else "outside" for share in frame["share_of_sessions"].fillna(0)]
+    fig = go.Figure(go.Funnel(y=names, x=frame["sessions"], text=text, textinfo="text", textposition=inside,
                               hoverinfo="text", hovertext=hover, marker={"color": charts.PALETTE[0]}))
     fig.update_xaxes(title_text=t("explorer.sessions_axis"))
     return finish(fig, 340)
@@ -175,11 +178,11 @@ def behaviour_view(version: str, personas: str, flt: CustomerFilter, currency: s
     for column, by in zip(st.columns(len(SESSION_BREAKDOWNS)), SESSION_BREAKDOWNS, strict=True):
         with column:
             panel(t(f"explorer.cart_{by}_title"), explorer_data.cart_abandonment(version, personas, flt, by),
-                  lambda f, by=by: _cart(f, by), f"explorer_cart_{by}", basis=t("explorer.basis_carts"))
+                  partial(_cart, by=by), f"explorer_cart_{by}", basis=t("explorer.basis_carts"))
     for column, by in zip(st.columns(len(ORDER_MIX_BY)), ORDER_MIX_BY, strict=True):
         with column:
             panel(t(f"explorer.mix_{by}_title"), explorer_data.order_mix(version, personas, flt, by),
-                  lambda f, by=by: _mix(f, by, money), f"explorer_mix_{by}", basis=t("explorer.basis_buyers"))
+                  partial(_mix, by=by, currency=money), f"explorer_mix_{by}", basis=t("explorer.basis_buyers"))
     left, right = st.columns(2)
     with left:
         show("category_mix", "explorer.category_title", lambda f: _categories(f, money), "explorer.basis_buyers")

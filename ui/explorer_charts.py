@@ -128,7 +128,7 @@ def paired_bars(
 
 
 def heatmap(
-    z: list[list[float]], x: list[str], y: list[str], *, x_title: str, y_title: str, colour_title: str,
+    z: Sequence[Sequence[float | None]], x: list[str], y: list[str], *, x_title: str, y_title: str, colour_title: str,
     text: list[list[str]] | None = None, hover: list[list[str]] | None = None, height: int = 380,
     zmax: float | None = None, percent: bool = False,
 ) -> go.Figure:

@@ -42,7 +42,7 @@ MAX_VALUES = 15  # values per breakdown chart, the largest first
 def _side(side: str, base: CustomerFilter, options: FilterOptions) -> tuple[CustomerFilter, dict[str, list[str]]]:
     """One side's pickers; its filter and, per field picked, the words naming the picks."""
     names = dict(options.personas)
-    picks: dict[str, tuple[Any, ...]] = {}
+    picks: dict[str, Any] = {}
     words: dict[str, list[str]] = {}
     st.markdown(f"**{t(f'explorer.side_{side}')}**")
     for field, (attribute, group) in PICKERS.items():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
@@ -27,7 +29,7 @@ def _table(frame: pd.DataFrame, currency: str | None) -> pd.DataFrame:
     })
 
 
-def _column_config(currency: str | None) -> dict[str, st.column_config.Column]:
+def _column_config(currency: str | None) -> dict[str, Any]:
     money = st.column_config.NumberColumn(format="localized")
     return {
         t("explorer.col_revenue", currency=currency or ""): money,

@@ -118,8 +118,8 @@ def filter_bar(options: FilterOptions) -> CustomerFilter | None:
     visible = [p for p in FILTERS if p.field != "persona_ids" or options.personas]
     with st.container(border=True):
         first, *rest = st.columns([2, 1.5, 1.5])  # the date range needs room for two dates
-        days = first.date_input(
-            t("explorer.dates"), value=(), min_value=options.first_day, max_value=options.last_day,
+        range_picked = first.date_input(
+            t("explorer.dates"), value=[], min_value=options.first_day, max_value=options.last_day,
             key=DATES_KEY, help=t("explorer.dates_help"), persist_state="session",
             format="DD/MM/YYYY" if current_language() == "fr" else "YYYY/MM/DD",
             disabled=options.first_day is None,
@@ -134,7 +134,7 @@ def filter_bar(options: FilterOptions) -> CustomerFilter | None:
             )
         st.button(t("explorer.clear_filters"), key="explorer_clear", on_click=_clear, type="tertiary",
                   icon=":material/filter_alt_off:")
-    days = tuple(days) if isinstance(days, (tuple, list)) else ()
+    days: tuple[date, ...] = tuple(range_picked) if isinstance(range_picked, (tuple, list)) else ()
     wanted = {p.name: [str(v) for v in picked.get(p.field, [])] for p in FILTERS}
     wanted["start"] = [days[0].isoformat()] if len(days) == 2 else []
     wanted["end"] = [days[1].isoformat()] if len(days) == 2 else []
