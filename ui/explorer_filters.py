@@ -39,6 +39,9 @@ FILTERS: tuple[FilterParam, ...] = (
     FilterParam("persona", "explorer_persona", "persona_ids", None),
 )
 DATES_KEY = "explorer_dates"
+# The date range a link opened with is the date widget's default for the whole session (a
+# default that changed between runs would make a new widget); Clear filters empties it.
+DATES_SEED = "explorer_dates_seed"
 VIEW_KEY = "explorer_view"
 VIEW_PARAM = "view"
 VIEWS: tuple[str, ...] = ("demographics", "behaviour", "compare", "customers")
@@ -87,9 +90,8 @@ def _seed(options: FilterOptions) -> None:
         elif any(v not in allowed for v in st.session_state[param.key]):
             # A new import can remove a country or a persona the session had picked.
             st.session_state[param.key] = [v for v in st.session_state[param.key] if v in allowed]
-    if DATES_KEY not in st.session_state and _url_dates(options):
-        # Only a link with dates writes the date widget's state: the empty default needs none.
-        st.session_state[DATES_KEY] = _url_dates(options)
+    if DATES_SEED not in st.session_state:
+        st.session_state[DATES_SEED] = _url_dates(options)
     if VIEW_KEY not in st.session_state:
         view = st.query_params.get(VIEW_PARAM, VIEWS[0])
         st.session_state[VIEW_KEY] = view if view in VIEWS else VIEWS[0]
@@ -98,7 +100,8 @@ def _seed(options: FilterOptions) -> None:
 def _clear() -> None:
     for param in FILTERS:
         st.session_state[param.key] = []
-    st.session_state[DATES_KEY] = ()
+    st.session_state[DATES_SEED] = ()
+    st.session_state.pop(DATES_KEY, None)  # a new default: the widget starts again, empty
 
 
 def _write_url(wanted: dict[str, list[str]]) -> None:
@@ -119,7 +122,7 @@ def filter_bar(options: FilterOptions) -> CustomerFilter | None:
     with st.container(border=True):
         first, *rest = st.columns([2, 1.5, 1.5])  # the date range needs room for two dates
         range_picked = first.date_input(
-            t("explorer.dates"), value=[], min_value=options.first_day, max_value=options.last_day,
+            t("explorer.dates"), value=list(st.session_state[DATES_SEED]), min_value=options.first_day, max_value=options.last_day,
             key=DATES_KEY, help=t("explorer.dates_help"), persist_state="session",
             format="DD/MM/YYYY" if current_language() == "fr" else "YYYY/MM/DD",
             disabled=options.first_day is None,

@@ -47,6 +47,14 @@ def customers_tile(page) -> str:
     return tile.locator("[data-testid='stMetricValue']").inner_text()
 
 
+def shows_customers(page, n: int) -> None:
+    """Wait until a metric tile shows n (the page renders in steps after a load or a click)."""
+    page.wait_for_function(
+        "n => [...document.querySelectorAll(\"[data-testid='stMetricValue']\")].some(e => e.innerText === n)",
+        arg=f"{n:,}", timeout=30_000,
+    )
+
+
 def multiselect(page, label: str):
     return page.locator("[data-testid='stMultiSelect']").filter(has_text=label)
 
@@ -63,6 +71,7 @@ def test_a_shared_link_opens_with_its_filters_applied(explorer_server, page):
     page.goto(f"{url}/explorer?{LINK}")
     wait_for_app(page)
     page.get_by_role("heading", name="Segment explorer").wait_for()
+    shows_customers(page, expected["linked"])  # the run with the link's filters has finished
     assert chips(page, "Country") == ["France"]
     assert chips(page, "Main device") == ["Mobile"]
     assert chips(page, "RFM group") == ["Champions", "Loyal"]
@@ -74,10 +83,7 @@ def test_a_shared_link_opens_with_its_filters_applied(explorer_server, page):
 
     # Removing "Loyal" updates the numbers and the link that would be shared.
     multiselect(page, "RFM group").locator(".react-aria-ComboBox button[aria-label='Remove Loyal']").click()
-    page.wait_for_function(
-        "n => [...document.querySelectorAll(\"[data-testid='stMetricValue']\")].some(e => e.innerText === n)",
-        arg=f"{expected['without_loyal']:,}", timeout=30_000,
-    )
+    shows_customers(page, expected["without_loyal"])
     wait_for_app(page)
     params = parse_qs(urlparse(page.url).query)
     assert params["rfm"] == ["champions"]
