@@ -30,7 +30,7 @@ def _table(frame: pd.DataFrame, currency: str | None) -> pd.DataFrame:
 
 
 def _column_config(currency: str | None) -> dict[str, Any]:
-    money = st.column_config.NumberColumn(format="localized")
+    money = st.column_config.NumberColumn(format="accounting")  # two decimals, the reader's separators
     return {
         t("explorer.col_revenue", currency=currency or ""): money,
         t("explorer.col_aov", currency=currency or ""): money,

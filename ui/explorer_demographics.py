@@ -55,7 +55,7 @@ def _map(frame: pd.DataFrame) -> go.Figure:
     placed = frame.assign(iso3=codes).dropna(subset=["iso3"])
     hover = count_hover(placed, list(placed["value"].astype(str)))
     fig = go.Figure(go.Choropleth(
-        locations=placed["iso3"], z=placed["customers"], locationmode="ISO-3", colorscale="Blues",
+        locations=placed["iso3"], z=placed["customers"], locationmode="ISO-3", colorscale="Blues", zmin=0,
         hovertext=hover, hoverinfo="text", marker_line_color="white",
         colorbar={"title": {"text": t("explorer.customers")}},
     ))
@@ -80,7 +80,7 @@ def location(version: str, personas: str, flt: CustomerFilter) -> None:
         names = [str(v) if v is not None else t("explorer.not_recorded") for v in frame["value"]]
         fig = bars(names, frame["share"], value_title=t("explorer.share_of_customers"),
                    text=percents(frame["share"]), hover=count_hover(frame, names), pale=opacity(frame),
-                   horizontal=True, height=380 if len(names) < 12 else None)
+                   horizontal=True)
         st.plotly_chart(fig, config=charts.PLOTLY_CONFIG, key="explorer_demo_countries")
     caption(countries)
     st.caption(t("explorer.map_note"))
