@@ -277,3 +277,21 @@ def test_a_session_keeps_its_cursor_so_a_date_range_is_rolled_up_once(shop):
     assert at.session_state[SESSION_CURSOR].cursor is first
     tables = first.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
     assert ("explorer_range_customers",) in tables
+
+
+def test_a_filter_that_keeps_nobody_says_so(shop):
+    # Québec is a region of Canada: no customer lives in France and in Québec.
+    at = open_explorer({"country": "France", "region": "Québec"})
+    assert not at.exception, at.exception
+    assert engine_customers(shop, CustomerFilter()) > 0
+    assert [i.value for i in at.info] == ["No customer matches these filters: remove one."]
+    assert at.metric == []
+
+
+def test_a_small_audience_is_flagged(shop):
+    flt = CustomerFilter(countries=("Luxembourg",))
+    n = engine_customers(shop, flt)
+    assert 0 < n < 30  # about 1% of 3,000 customers live abroad in Luxembourg
+    at = open_explorer({"country": "Luxembourg"})
+    assert not at.exception, at.exception
+    assert f"Only {n} customers: too few to trust (under 30)." in [w.value for w in at.warning]
