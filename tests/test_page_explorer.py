@@ -295,3 +295,29 @@ def test_a_small_audience_is_flagged(shop):
     at = open_explorer({"country": "Luxembourg"})
     assert not at.exception, at.exception
     assert f"Only {n} customers: too few to trust (under 30)." in [w.value for w in at.warning]
+
+
+def test_new_persona_members_show_at_the_next_run(sample_db, tmp_path, monkeypatch):
+    # The engine caches a filter's customers per cursor, keyed on features and consent; a
+    # persona re-drafted with other members must not be served from that cache.
+    from persona_engine.personas import set_members
+
+    path = tmp_path / "members.duckdb"
+    shutil.copy(sample_db, path)
+    s = open_store(path)
+    compute_customer_features(s.cursor())
+    create_persona(s.cursor(), {"name": "First ten"}, "tests", members=range(1, 11))
+    s.close()
+    monkeypatch.setenv("PERSONA_STUDIO_DB", str(path))
+    monkeypatch.setenv(auth.USERS_FILE_ENV, str(tmp_path / "users.toml"))
+    at = open_explorer({"persona": "1"})
+    assert customers_shown(at) == engine_customers(path, CustomerFilter(persona_ids=(1,)))
+    # The app holds the file: change the members through the app's own store.
+    from ui import data
+
+    set_members(data.store().cursor(), 1, range(1, 101), None)
+    at.run()
+    expected = int(data.store().cursor().execute(
+        "SELECT count(*) FROM customers WHERE consent_analytics AND customer_id <= 100").fetchall()[0][0])
+    assert 10 < expected <= 100
+    assert customers_shown(at) == expected

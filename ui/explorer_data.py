@@ -41,6 +41,7 @@ class _SessionCursor:
     store: Store
     cursor: duckdb.DuckDBPyConnection
     lock: threading.Lock = field(default_factory=threading.Lock)
+    personas: str = ""  # the personas' fingerprint the engine's cached results were made with
 
 
 @contextmanager
@@ -75,8 +76,22 @@ def personas_signature() -> str:
 
 
 def personas_key(*filters: CustomerFilter) -> str:
-    """The personas' fingerprint when a filter selects personas, else '' (no scan)."""
-    return personas_signature() if any(f.persona_ids for f in filters) else ""
+    """The personas' fingerprint when a filter selects personas, else '' (no scan).
+
+    The engine's per-cursor cache knows features and consent, not persona members: when
+    the members changed since this session's cursor last filtered on personas, its cached
+    results are dropped before the next call.
+    """
+    if not any(f.persona_ids for f in filters):
+        return ""
+    signature = personas_signature()
+    held = st.session_state.get(SESSION_CURSOR)
+    if isinstance(held, _SessionCursor) and held.personas != signature:
+        with held.lock:
+            if held.personas:
+                explore.clear_cache(held.cursor)
+            held.personas = signature
+    return signature
 
 
 @st.cache_data(ttl=data.CACHE_TTL, show_spinner=False, max_entries=16)
