@@ -8,7 +8,17 @@ import streamlit as st
 
 from persona_engine.explore import FIELD_MISSING, CustomerFilter
 from ui import charts, explorer_data, fmt
-from ui.explorer_charts import bars, caption, count_hover, finish, labels, opacity, panel, percents
+from ui.explorer_charts import (
+    bars,
+    caption,
+    count_hover,
+    finish,
+    labels,
+    opacity,
+    panel,
+    percents,
+    reason_text,
+)
 from ui.explorer_geo import iso3
 from ui.i18n import t
 
@@ -107,4 +117,5 @@ def demographics_view(version: str, personas: str, flt: CustomerFilter) -> None:
     if "interests" not in missing:
         _show(version, personas, flt, "interests", "explorer_demo_interests")
     if missing:
-        st.info(t("explorer.fields_missing", fields=", ".join(t(f"codes.breakdown.{f}") for f in missing)))
+        fields = ", ".join(t(f"codes.breakdown.{f}") for f in missing)
+        st.info(f"{reason_text(FIELD_MISSING)} {t('explorer.fields_missing', fields=fields)}")
