@@ -134,7 +134,7 @@ def compare_view(version: str, base: CustomerFilter, options: FilterOptions) -> 
     if table.empty:
         st.info(t("explorer.no_standouts"))
     else:
-        st.dataframe(table, hide_index=True, key="explorer_standouts", height=35 * len(table) + 40)
+        st.dataframe(table, hide_index=True, key="explorer_standouts", height=35 * (len(table) + 1) + 3)
         st.caption(t("explorer.index_note"))
     keys = [k for k in BREAKDOWN_GROUPS if k not in result.unavailable and not result.breakdown(k).empty]
     for i in range(0, len(keys), 2):
