@@ -100,6 +100,47 @@ class BuildContext:
             "customer's yes/no, or declare all or none"
         )
 
+    def merge_overlapping_files(
+        self, table: str, key: str, line: str, row: str, noun: str, rows_word: str, kept: str = "TRUE"
+    ) -> int:
+        """Keep once each order (`key`) found in several staged files with the same lines.
+
+        Re-sent daily exports or overlapping exports repeat orders: an order present in
+        several files must have the same lines (`line`, an SQL expression over the columns)
+        in each, and is then kept from the first file only; different lines reject the
+        import. `table`, `key`, `line`, `row` and `kept` (a filter on usable lines) are code
+        constants; `noun` and `rows_word` word the message. Returns the orders merged.
+        """
+        rows = self.cur.execute(f"""
+            WITH multi AS (
+                SELECT {key} FROM {table} WHERE {kept} GROUP BY {key} HAVING count(DISTINCT _file) > 1
+            ), prints AS (
+                SELECT {key} AS k, _file, min({row}) AS first_row,
+                       md5(string_agg({line}, chr(10) ORDER BY {line})) AS print
+                FROM {table} WHERE {kept} AND {key} IN (SELECT {key} FROM multi)
+                GROUP BY {key}, _file
+            )
+            SELECT k, count(DISTINCT print) AS versions, list(_file ORDER BY _file),
+                   list(first_row ORDER BY _file)
+            FROM prints GROUP BY k ORDER BY versions DESC, k
+        """).fetchall()  # noqa: S608 - code constants only
+        if not rows:
+            return 0
+        value, versions, files, first_rows = rows[0]
+        if versions > 1:
+            raise ImportRejected(
+                f"{noun} {value} appears in {self.where(files[0], first_rows[0])} and in "
+                f"{self.where(files[1], first_rows[1])} with different {rows_word}; expected each "
+                f"{noun} in one file, or the same {rows_word} wherever it appears"
+            )
+        self.cur.execute(f"""
+            DELETE FROM {table} l USING (
+                SELECT {key} AS k, min(_file) AS keep FROM {table} WHERE {kept} GROUP BY {key}
+                HAVING count(DISTINCT _file) > 1
+            ) m WHERE l.{key} = m.k AND l._file <> m.keep
+        """)  # noqa: S608 - code constants only
+        return len(rows)
+
     def where(self, file_index: int, rowid: int) -> str:
         """'orders.csv line 14' for a row of a typed table."""
         return self.staged[file_index].where(rowid)

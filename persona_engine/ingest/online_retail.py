@@ -111,36 +111,9 @@ def _merge_overlapping_files(ctx: BuildContext) -> None:
     # files must have the same lines in each (then it is kept once), else it is a conflict.
     line = ("concat_ws('|', stock_code, description, quantity, invoice_date, unit_price, "
             "customer_id, country)")
-    rows = ctx.cur.execute(f"""
-        WITH multi AS (
-            SELECT invoice FROM {_LINES} WHERE NOT _bad
-            GROUP BY invoice HAVING count(DISTINCT _file) > 1
-        ), prints AS (
-            SELECT invoice, _file, min(rowid) AS first_row,
-                   md5(string_agg({line}, chr(10) ORDER BY {line})) AS print
-            FROM {_LINES} WHERE NOT _bad AND invoice IN (SELECT invoice FROM multi)
-            GROUP BY invoice, _file
-        )
-        SELECT invoice, count(DISTINCT print) AS versions, list(_file ORDER BY _file),
-               list(first_row ORDER BY _file)
-        FROM prints GROUP BY invoice ORDER BY versions DESC, invoice
-    """).fetchall()  # noqa: S608 - code constants only
-    if not rows:
-        return
-    invoice, versions, files, first_rows = rows[0]
-    if versions > 1:
-        raise ImportRejected(
-            f"invoice {invoice} appears in {ctx.where(files[0], first_rows[0])} and in "
-            f"{ctx.where(files[1], first_rows[1])} with different lines; expected each invoice "
-            "in one file, or the same lines wherever it appears"
-        )
-    ctx.cur.execute(f"""
-        DELETE FROM {_LINES} l USING (
-            SELECT invoice, min(_file) AS keep FROM {_LINES} WHERE NOT _bad GROUP BY invoice
-            HAVING count(DISTINCT _file) > 1
-        ) m WHERE l.invoice = m.invoice AND l._file <> m.keep
-    """)  # noqa: S608
-    ctx.rule(RULES["overlap"], len(rows))
+    merged = ctx.merge_overlapping_files(_LINES, "invoice", line, "rowid", "invoice", "lines", kept="NOT _bad")
+    if merged:
+        ctx.rule(RULES["overlap"], merged)
 
 
 def _summarise_invoices(ctx: BuildContext) -> None:

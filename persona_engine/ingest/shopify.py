@@ -120,32 +120,9 @@ def _merge_overlapping_files(ctx: BuildContext, names: str) -> None:
     # Two exports covering the same days: an order found in several files must have the
     # same rows in each (then it is kept once), else two orders share a Name.
     line = f"concat_ws('|', {names})"  # names: the code constant FIELDS
-    rows = ctx.cur.execute(f"""
-        WITH prints AS (
-            SELECT name, _file, min(_row) AS first_row,
-                   md5(string_agg({line}, chr(10) ORDER BY {line})) AS print
-            FROM {_LINES}
-            WHERE name IN (SELECT name FROM {_LINES} GROUP BY name HAVING count(DISTINCT _file) > 1)
-            GROUP BY name, _file
-        )
-        SELECT name, count(DISTINCT print), list(_file ORDER BY _file), list(first_row ORDER BY _file)
-        FROM prints GROUP BY name ORDER BY 2 DESC, name
-    """).fetchall()  # noqa: S608
-    if not rows:
-        return
-    name, versions, files, first_rows = rows[0]
-    if versions > 1:
-        raise ImportRejected(
-            f"order {name} appears in {ctx.where(files[0], first_rows[0])} and in "
-            f"{ctx.where(files[1], first_rows[1])} with different rows; expected each order in "
-            "one file, or the same rows wherever it appears"
-        )
-    ctx.cur.execute(f"""
-        DELETE FROM {_LINES} l USING (
-            SELECT name, min(_file) AS keep FROM {_LINES} GROUP BY name HAVING count(DISTINCT _file) > 1
-        ) m WHERE l.name = m.name AND l._file <> m.keep
-    """)  # noqa: S608
-    ctx.rule(RULES["overlap"], len(rows))
+    merged = ctx.merge_overlapping_files(_LINES, "name", line, "_row", "order", "rows")
+    if merged:
+        ctx.rule(RULES["overlap"], merged)
 
 
 def _check_conflicts(ctx: BuildContext) -> None:
