@@ -201,12 +201,23 @@ class PlantedAction:
     conversion_lift: float  # relative lift of the target's conversion rate, on top of the shop-wide lift
     aov_lift: float  # relative lift of the target's average order value, on top of the shop-wide lift
     shop_wide_lift: float  # relative lift of every customer's conversion and AOV from the same date
+    name_fr: str = ""
+    description_fr: str = ""
+
+    def text(self, words: str) -> tuple[str, str]:
+        """(name, description) in the shop's language ("fr" or "en")."""
+        if words == "fr" and self.name_fr:
+            return self.name_fr, self.description_fr
+        return self.name, self.description
 
 
 PLANTED_ACTION = PlantedAction(
     name="Evening app offer for parents",
     description="Push notifications with a free-delivery basket offer, sent at 9 pm "
     "in the app to busy mobile parents.",
+    name_fr="Offre du soir dans l'appli pour les parents",
+    description_fr="Notifications push à 21 h dans l'application, avec la livraison offerte "
+    "sur le panier, envoyées aux parents pressés qui achètent sur mobile.",
     channel="app",
     starts_on="2026-03-02",
     target="busy_parent",

@@ -662,7 +662,7 @@ def _write_truth(cur: duckdb.DuckDBPyConnection, locale: str) -> None:
     action_id = cur.execute(
         "INSERT INTO actions (name, description, archetypes, starts_on, channel, created_by)"
         " VALUES (?, ?, ?, ?, ?, ?) RETURNING action_id",
-        [PLANTED_ACTION.name, PLANTED_ACTION.description, [PLANTED_ACTION.target],
+        [*PLANTED_ACTION.text(LOCALES[locale].words), [PLANTED_ACTION.target],
          PLANTED_ACTION.starts_on, PLANTED_ACTION.channel, "sample shop"],
     ).fetchall()[0][0]
     cur.executemany(

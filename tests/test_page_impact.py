@@ -17,6 +17,7 @@ import shutil
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pandas as pd
 import pytest
@@ -352,14 +353,16 @@ def test_persona_panel_shows_trend_and_the_actions_that_targeted_it(shop):
     at = run("pages/persona_editor.py", persona=ids["Busy parents"])
     assert not at.exception, at.exception
     assert "KPI trend and actions" in [h.value for h in at.subheader]
-    assert any(m.value.startswith("**Evening app offer for parents**") for m in at.markdown)
+    # The sample shop is French: its planted action has its French name.
+    assert any(m.value.startswith("**Offre du soir dans l'appli pour les parents**") for m in at.markdown)
     spec = chart_spec(at, "persona_trend")
     assert [trace["name"] for trace in spec["data"]] == ["This persona", "Whole shop"]
     # The planted action's start is on the trend.
     assert [s["x0"][:10] for s in spec["layout"]["shapes"]] == ["2026-03-02"]
     # Its link opens the Impact page on this action (the picker's label is the URL value).
     links = [link.proto for link in at.get("page_link") if link.proto.label == "See its impact"]
-    assert [link.query_string for link in links] == ["impact_action=%231+Evening+app+offer+for+parents+%C2%B7+2026-03-02"]
+    expected = urlencode({"impact_action": "#1 Offre du soir dans l'appli pour les parents · 2026-03-02"})
+    assert [link.query_string for link in links] == [expected]
 
 
 # --------------------------------------------------------------------------- formatting rules

@@ -11,7 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from persona_engine.errors import PersonaStudioError
-from ui import data
+from ui import data, fmt
 from ui.data_page_data import consent_text
 from ui.editor_identity import sidebar_identity
 from ui.i18n import LANGUAGES, browser_language, t
@@ -68,7 +68,7 @@ def sidebar() -> None:
         if consent:
             st.caption(consent)
         if summary.customers_without_consent:
-            st.caption(t("shell.consent_note", n=f"{summary.customers_without_consent:,}"))
+            st.caption(t("shell.consent_note", n=fmt.number(summary.customers_without_consent)))
         sidebar_identity()
 
 
