@@ -243,20 +243,22 @@ class _State:
 
     key: str  # changes when features are recomputed or consent changes
     unchanged_consent: bool  # the consenting customers are the ones features were computed for
+    segment_cubes: bool  # the cubes have their per-segment slices (built since migration 12)
 
 
 def _state(cur: duckdb.DuckDBPyConnection) -> _State | None:
     """None when features were never computed."""
     row = cur.execute(
-        "SELECT (SELECT value FROM shop_settings WHERE key = ?), "
-        "(SELECT count(*) FROM customers WHERE consent_analytics)",
+        "SELECT (SELECT value FROM shop_settings WHERE key = ?), "  # noqa: S608 - SEGMENT_CELL is a constant
+        "(SELECT count(*) FROM customers WHERE consent_analytics), "
+        f"EXISTS (SELECT 1 FROM cube_stats WHERE {SEGMENT_CELL} IS NOT NULL)",
         [FEATURES_STATE_SETTING],
     ).fetchall()[0]
-    saved, consenting = row
+    saved, consenting, segment_cubes = row
     if not saved:
         return None
     computed_for = int(saved.rsplit("|", 1)[1])
-    return _State(f"{saved}|{consenting}", computed_for == consenting)
+    return _State(f"{saved}|{consenting}", computed_for == consenting, bool(segment_cubes))
 
 
 def _registry_key(cur: duckdb.DuckDBPyConnection, name: str) -> str | None:
@@ -446,9 +448,11 @@ def _audience_sql(flt: CustomerFilter, q: _Sql, features: str = "customer_featur
         if flt.rfm_groups:
             where.append(f"list_contains({q.bind(list(flt.rfm_groups))}, s.rfm_group)")
         if flt.segments:
-            where.append(
-                f"list_has_any(s.segments, CAST({q.bind(list(flt.segments))} AS VARCHAR[]))"
-            )
+            # One list_contains per segment: several times faster than list_has_any with
+            # a cast list, and the same match (in any of them).
+            where.append("(" + " OR ".join(
+                f"list_contains(s.segments, {q.bind(segment)})" for segment in flt.segments
+            ) + ")")
     if flt.persona_ids:
         where.append(
             "f.customer_id IN (SELECT customer_id FROM persona_members "  # noqa: S608 - placeholder only
@@ -633,11 +637,16 @@ def _has_orders(cur: duckdb.DuckDBPyConnection, a: _Audience) -> bool:
 
 # ---------------------------------------------------------------- aggregations and cubes
 
-# The cells of the cubes: a filter on these columns only (no segment, persona or date) is
-# answered from the cubes. Column names are those of the cube tables.
+# The cells of the cubes: a filter on these columns only, and on one behavioural segment at
+# most (no persona or date), is answered from the cubes. Column names are those of the cube
+# tables.
 CELL_DIMENSIONS: tuple[str, ...] = (
     "country", "region", "acquisition_channel", "main_device", "rfm_group",
 )
+# The cubes' segment slice: NULL rows count every customer of the cell once; the rows of
+# segment X count the cell's customers in X (a customer in several segments is in several
+# slices, so only a single-segment filter can be read from them).
+SEGMENT_CELL = "filter_segment"
 _FILTER_CELLS = (
     ("countries", "country"), ("regions", "region"),
     ("acquisition_channels", "acquisition_channel"), ("devices", "main_device"),
@@ -799,24 +808,33 @@ def _cube_where(flt: CustomerFilter, q: _Sql) -> str:
         for field, column in _FILTER_CELLS
         if getattr(flt, field)
     ]
-    return " AND ".join(conditions) or "TRUE"
+    # Exactly one slice is read, else customers in several segments would count twice.
+    if flt.segments:
+        conditions.append(f"{SEGMENT_CELL} = {q.bind(flt.segments[0])}")
+    else:
+        conditions.append(f"{SEGMENT_CELL} IS NULL")
+    return " AND ".join(conditions)
 
 
 def _uses_cubes(flt: CustomerFilter, state: _State) -> bool:
-    """Whether the cubes can answer: only cell dimensions filtered, and consent unchanged
-    since they were built (they hold the customers consenting then)."""
+    """Whether the cubes can answer: only cell dimensions and at most one segment filtered
+    (when the cubes have their segment slices), and consent unchanged since they were
+    built (they hold the customers consenting then)."""
     return (
         state.unchanged_consent
-        and not flt.has_dates and not flt.segments and not flt.persona_ids
+        and not flt.has_dates and not flt.persona_ids
+        and (not flt.segments or (len(flt.segments) == 1 and state.segment_cubes))
     )
 
 
-# The cell of each customer with features, as a small integer: cubes are grouped on it
-# (cheaper than five text columns) and the cell's dimensions are joined back at the end.
+# The cells of each customer with features, as small integers: cubes are grouped on them
+# (cheaper than six text columns) and the cell's dimensions are joined back at the end. A
+# customer has one cell without segment (NULL slice) and one more per segment it is in.
 _CELLS_SQL = (
     """
     CREATE OR REPLACE TEMP TABLE feature_cells AS
-    SELECT f.customer_id, c.country, c.region, c.acquisition_channel, f.main_device, s.rfm_group
+    SELECT f.customer_id, c.country, c.region, c.acquisition_channel, f.main_device, s.rfm_group,
+        unnest(list_concat([CAST(NULL AS VARCHAR)], coalesce(s.segments, []))) AS filter_segment
     FROM customer_features f
     JOIN analysis_customers c ON c.customer_id = f.customer_id
     JOIN customer_segments s ON s.customer_id = f.customer_id
@@ -824,7 +842,8 @@ _CELLS_SQL = (
     """
     CREATE OR REPLACE TEMP TABLE feature_cell_dims AS
     SELECT row_number() OVER () AS cell_id, *
-    FROM (SELECT DISTINCT country, region, acquisition_channel, main_device, rfm_group
+    FROM (SELECT DISTINCT country, region, acquisition_channel, main_device, rfm_group,
+              filter_segment
           FROM feature_cells)
     """,
     """
@@ -836,6 +855,7 @@ _CELLS_SQL = (
      AND d.acquisition_channel IS NOT DISTINCT FROM f.acquisition_channel
      AND d.main_device IS NOT DISTINCT FROM f.main_device
      AND d.rfm_group IS NOT DISTINCT FROM f.rfm_group
+     AND d.filter_segment IS NOT DISTINCT FROM f.filter_segment
     """,
 )
 
@@ -844,9 +864,10 @@ def _cube_insert_sql(name: str) -> str:
     spec = _BUNDLES[name]
     lifetime = _ROLLUPS[spec.rollup][0] if spec.rollup else ""
     source = spec.source.format(rollup=lifetime) if spec.rollup else spec.source
-    dims = ", ".join(f"d.{d}" for d in CELL_DIMENSIONS)
+    dims = ", ".join(f"d.{d}" for d in (*CELL_DIMENSIONS, SEGMENT_CELL))
+    # BY NAME: the segment column was added last to the tables (migration 12).
     return (
-        f"INSERT INTO {CUBE_TABLES[name]} SELECT {dims}, agg.* EXCLUDE (cell_id) FROM ("  # noqa: S608 - names from _BUNDLES and CUBE_TABLES
+        f"INSERT INTO {CUBE_TABLES[name]} BY NAME SELECT {dims}, agg.* EXCLUDE (cell_id) FROM ("  # noqa: S608 - names from _BUNDLES and CUBE_TABLES
         f"SELECT cell.cell_id, {_select_list(spec.keys + spec.measures)} FROM {source} "
         f"JOIN feature_cells cell ON cell.customer_id = r.customer_id "
         f"WHERE {spec.where} GROUP BY ALL) agg JOIN feature_cell_dims d USING (cell_id)"
@@ -854,14 +875,14 @@ def _cube_insert_sql(name: str) -> str:
 
 
 def _demographics_cube_sql() -> str:
-    dims = ", ".join(f"d.{d}" for d in CELL_DIMENSIONS)
+    dims = ", ".join(f"d.{d}" for d in (*CELL_DIMENSIONS, SEGMENT_CELL))
     columns = ", ".join(f"{DEMOGRAPHIC_FIELDS[n][0]} AS d_{n}" for n in _SINGLE_VALUED)
     sets = ", ".join(f"(cell_id, d_{n})" for n in _SINGLE_VALUED)
     field = " ".join(f"WHEN grouping(d_{n}) = 0 THEN '{n}'" for n in _SINGLE_VALUED)
     value = " ".join(f"WHEN grouping(d_{n}) = 0 THEN CAST(d_{n} AS VARCHAR)" for n in _SINGLE_VALUED)
     # Identifiers and expressions come from DEMOGRAPHIC_FIELDS and CELL_DIMENSIONS.
     return (
-        f"INSERT INTO cube_demographics SELECT {dims}, agg.field, agg.value, agg.customers "  # noqa: S608
+        f"INSERT INTO cube_demographics BY NAME SELECT {dims}, agg.field, agg.value, agg.customers "  # noqa: S608
         f"FROM (SELECT cell_id, CASE {field} END AS field, CASE {value} END AS value, "
         f"count(*) AS customers FROM (SELECT cell.cell_id, {columns} FROM analysis_customers c "
         "JOIN feature_cells cell ON cell.customer_id = c.customer_id) "
@@ -877,8 +898,11 @@ def _demographics_cube_sql() -> str:
 def write_cubes(cur: duckdb.DuckDBPyConnection, only: Sequence[str] | None = None) -> None:
     """Rebuild the explorer cubes (CUBE_TABLES) from customer_features, the rollups and
     customer_segments; call inside the caller's transaction. `only` limits the rebuild to
-    some bundles (new segment thresholds change the segments cube alone)."""
-    names = list(only) if only is not None else [*_BUNDLES, "demographics"]
+    some bundles; "segments" rebuilds them all, since every cube has a slice per segment
+    (new segment thresholds change every slice)."""
+    names = [*_BUNDLES, "demographics"]
+    if only is not None and "segments" not in only:
+        names = list(only)
     for sql in _CELLS_SQL:
         cur.execute(sql)
     for table in dict.fromkeys(CUBE_TABLES[n] for n in names):

@@ -138,6 +138,28 @@ def test_rfm_group_filter(shop):
     assert size(shop, CustomerFilter(rfm_groups=chosen)) == expected
 
 
+def test_several_segments_are_not_read_from_the_cubes(shop):
+    # A customer in both segments is in both cube slices: two segments would count them
+    # twice, so such a filter reads the customers' rows.
+    state = explore._state(shop)
+    assert state is not None and state.segment_cubes
+    assert explore._uses_cubes(CustomerFilter(segments=["loyal_buyers"]), state)
+    assert not explore._uses_cubes(CustomerFilter(segments=["loyal_buyers", "cart_abandoners"]), state)
+
+
+def test_cubes_built_before_segment_slices_are_not_read_for_a_segment(store):
+    # A shop whose cubes predate migration 12 has only the NULL slice: a segment filter
+    # must read the customers' rows until features are recomputed, not find nobody.
+    cur = store.cursor()
+    build_small_shop(cur)
+    compute_customer_features(cur)
+    expected = reference_segments(computed_features(cur), BehaviourRules())["loyal_buyers"]
+    for table in dict.fromkeys(explore.CUBE_TABLES.values()):
+        cur.execute(f"DELETE FROM {table} WHERE filter_segment IS NOT NULL")  # noqa: S608 - constant names
+    explore.clear_cache(cur)
+    assert size(cur, CustomerFilter(segments=["loyal_buyers"])) == len(expected) > 0
+
+
 def test_behaviour_segment_filter(shop):
     expected = reference_segments(computed_features(shop), BehaviourRules())
     either = expected["loyal_buyers"] | expected["cart_abandoners"]
@@ -219,11 +241,17 @@ def every_chart(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> dict[str
         CustomerFilter(countries=["FR", "BE"]),
         CustomerFilter(acquisition_channels=["search", "email", "social"], devices=["mobile", "desktop"]),
         CustomerFilter(rfm_groups=["lost", "at_risk", "hibernating"]),
+        # One segment, alone and with cell dimensions: read from the cubes' segment slice
+        # (loyal buyers are also in other segments, so a wrong slice changes the counts).
+        CustomerFilter(segments=["loyal_buyers"]),
+        CustomerFilter(segments=["cart_abandoners"], countries=["FR", "BE"], devices=["mobile"]),
     ],
 )
 def test_cubes_and_customer_rows_agree(shop, flt, monkeypatch):
-    # Filters on the cell dimensions are read from the cubes; every chart must be the same
-    # as when it is computed from the customers' rows.
+    # Filters on the cell dimensions (and one segment) are read from the cubes; every chart
+    # must be the same as when it is computed from the customers' rows.
+    assert explore._uses_cubes(flt, explore._state(shop))
+    explore.clear_cache(shop)
     from_cubes = every_chart(shop, flt)
     monkeypatch.setattr(explore, "_uses_cubes", lambda f, state: False)
     explore.clear_cache(shop)  # cached results are keyed by filter, not by path

@@ -590,6 +590,19 @@ CREATE TABLE cube_months (
 );
 """
 
+# Explorer cubes sliced by behavioural segment: each cube row gets the segment it counts
+# (NULL: every customer of the cell, the rows of before). A customer counts once in the
+# NULL rows and once more per segment it is in, so a one-segment filter is read from the
+# rows of that segment. The cubes are rebuilt by the next feature computation; until then
+# there are no segment rows and a segment filter reads the customers' rows.
+CUBE_SEGMENT_SLICES = "\n".join(
+    f"ALTER TABLE {table} ADD COLUMN filter_segment VARCHAR;"
+    for table in (
+        "cube_stats", "cube_demographics", "cube_rfm", "cube_segments", "cube_sessions",
+        "cube_order_mix", "cube_categories", "cube_weekday_hour", "cube_months",
+    )
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core shop tables", CORE_TABLES),
     Migration(2, "features and clustering", ANALYSIS_TABLES),
@@ -602,6 +615,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "explorer: order values by dimension, cohort month", ORDER_ROLLUPS),
     Migration(10, "clustering: distance to centre, projection sample", CLUSTERING_EXTRAS),
     Migration(11, "explorer cubes per filter cell", EXPLORER_CUBES),
+    Migration(12, "explorer cubes: one slice per behavioural segment", CUBE_SEGMENT_SLICES),
 )
 
 # Tables holding one shop's data and everything derived from it; replacing the shop (a new
