@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from persona_engine.errors import ImportRejected
-from persona_engine.ingest.parse import Field, normalise_name
+from persona_engine.ingest.parse import Field, match_columns, normalise_name
 
 MappingInput = str | Path | Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 
@@ -214,17 +214,11 @@ def propose_mapping(columns: Sequence[str], target: str) -> dict[str, str | None
     by_key: dict[str, str] = {}
     for name in columns:
         by_key.setdefault(normalise_name(name), name)
-    proposal: dict[str, str | None] = {f.name: None for f in fields}
-    used: set[str] = set()
     # Pass 1: exact names, then known spellings, in field order (required fields first
     # in every layout, so they get first pick).
-    for f in fields:
-        for key in (normalise_name(f.name), *(normalise_name(a) for a in f.aliases)):
-            column = by_key.get(key)
-            if column is not None and column not in used:
-                proposal[f.name] = column
-                used.add(column)
-                break
+    exact = match_columns(columns, fields)
+    proposal: dict[str, str | None] = {f.name: exact.get(f.name) for f in fields}
+    used: set[str] = set(exact.values())
     # Pass 2: near-misses of the field name or a spelling (typos, plurals, prefixes).
     for f in fields:
         if proposal[f.name] is not None:
