@@ -27,16 +27,23 @@ def cur(store: Store) -> duckdb.DuckDBPyConnection:
     return store.cursor()
 
 
+def write_sample_shop(path: Path, n_customers: int, seed: int, features: bool = True) -> Path:
+    """Generate the sample shop into a database file (with customer features) and close it."""
+    from persona_engine.features import compute_customer_features
+    from sample_data.generator import generate_shop
+
+    s = open_store(path)
+    generate_shop(s.cursor(), n_customers=n_customers, seed=seed)
+    if features:
+        compute_customer_features(s.cursor())
+    s.close()
+    return path
+
+
 @pytest.fixture(scope="session")
 def sample_db(tmp_path_factory) -> Path:
     """A small generated shop in a database file, shared by page and browser tests."""
-    from sample_data.generator import generate_shop
-
-    path = tmp_path_factory.mktemp("shop") / "shop.duckdb"
-    s = open_store(path)
-    generate_shop(s.cursor(), n_customers=3000, seed=42)
-    s.close()
-    return path
+    return write_sample_shop(tmp_path_factory.mktemp("shop") / "shop.duckdb", 3000, 42, features=False)
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from streamlit.testing.v1 import AppTest
 
 from persona_engine.clustering import cluster_customers, load_run
 from persona_engine.drafting import create_personas_from_run
-from persona_engine.features import compute_customer_features
 from persona_engine.store import open_store
+from tests.conftest import write_sample_shop
 
 APP = "../app.py"
 PAGE = "pages/clustering.py"
@@ -19,14 +19,7 @@ PAGE = "pages/clustering.py"
 @pytest.fixture(scope="module")
 def shop_file(tmp_path_factory) -> Path:
     """A 3,000-customer sample shop with features, of this module only (runs are written)."""
-    from sample_data.generator import generate_shop
-
-    path = tmp_path_factory.mktemp("clusters_page") / "shop.duckdb"
-    store = open_store(path)
-    generate_shop(store.cursor(), n_customers=3000, seed=5)
-    compute_customer_features(store.cursor())
-    store.close()
-    return path
+    return write_sample_shop(tmp_path_factory.mktemp("clusters_page") / "shop.duckdb", 3000, 5)
 
 
 @pytest.fixture

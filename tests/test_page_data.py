@@ -15,9 +15,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from persona_engine import auth
-from persona_engine.features import compute_customer_features
 from persona_engine.store import open_store
-from sample_data.generator import generate_shop
+from tests.conftest import write_sample_shop
 from tests.fixtures.ingest.helpers import fixture
 
 APP = "../app.py"
@@ -27,12 +26,7 @@ CSV = "text/csv"
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
     """A 300-customer sample shop with features, copied for each test."""
-    path = tmp_path_factory.mktemp("data_page") / "template.duckdb"
-    s = open_store(path)
-    generate_shop(s.cursor(), n_customers=300, seed=7)
-    compute_customer_features(s.cursor())
-    s.close()
-    return path
+    return write_sample_shop(tmp_path_factory.mktemp("data_page") / "template.duckdb", 300, 7)
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import write_sample_shop
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
@@ -56,13 +58,8 @@ def start_server(db: Path, env_extra: dict[str, str] | None = None) -> tuple[sub
 @pytest.fixture(scope="session")
 def server(tmp_path_factory) -> Iterator[str]:
     """The app on a copy of the small sample shop (the server process holds the file)."""
-    from persona_engine.store import open_store
-    from sample_data.generator import generate_shop
 
-    db = tmp_path_factory.mktemp("e2e") / "shop.duckdb"
-    s = open_store(db)
-    generate_shop(s.cursor(), n_customers=3000, seed=42)
-    s.close()
+    db = write_sample_shop(tmp_path_factory.mktemp("e2e") / "shop.duckdb", 3000, 42, features=False)
     proc, url = start_server(db)
     yield url
     proc.terminate()
