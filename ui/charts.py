@@ -8,6 +8,9 @@ from plotly.subplots import make_subplots
 
 PALETTE = ["#4C6EF5", "#F59F00", "#12B886", "#E64980", "#7950F2", "#15AABF", "#FA5252", "#82C91E"]
 PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+# Maps read their country outlines from the app's own static folder (static/topojson/),
+# relative to the page so that a server.baseUrlPath is kept: no request leaves the server.
+MAP_CONFIG = {**PLOTLY_CONFIG, "topojsonURL": "app/static/topojson/"}
 
 
 def style(fig: go.Figure, height: int = 360) -> go.Figure:

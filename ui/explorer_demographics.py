@@ -76,7 +76,8 @@ def _map(frame: pd.DataFrame) -> go.Figure:
 
 def location(version: str, personas: str, flt: CustomerFilter) -> None:
     """A map of countries when the data has countries, a bar chart of them beside it (exact
-    numbers, and readable when the map's outlines cannot load); else the regions alone."""
+    numbers, and every value, including the ones the map cannot place); else the regions
+    alone."""
     st.markdown(f"**{t('explorer.demo_location')}**")
     countries = explorer_data.demographic(version, personas, flt, "country")
     if not countries.available:
@@ -84,7 +85,7 @@ def location(version: str, personas: str, flt: CustomerFilter) -> None:
         return
     left, right = st.columns([3, 2])
     with left:
-        st.plotly_chart(_map(countries.data), config=charts.PLOTLY_CONFIG, key="explorer_demo_map")
+        st.plotly_chart(_map(countries.data), config=charts.MAP_CONFIG, key="explorer_demo_map")
     with right:
         frame = countries.data
         names = [str(v) if v is not None else t("explorer.not_recorded") for v in frame["value"]]

@@ -88,3 +88,27 @@ def test_a_shared_link_opens_with_its_filters_applied(explorer_server, page):
     params = parse_qs(urlparse(page.url).query)
     assert params["rfm"] == ["champions"]
     assert params["country"] == ["France"] and params["device"] == ["mobile"]
+
+
+def test_the_country_map_draws_from_the_apps_own_outlines(explorer_server, page):
+    """The map's outlines come from the app's static folder: with every other host blocked,
+    the countries of the shop are drawn and filled."""
+    url, _ = explorer_server
+    outside: list[str] = []
+
+    def block_outside(route) -> None:
+        if route.request.url.startswith(url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", block_outside)
+    page.goto(f"{url}/explorer?view=demographics")
+    wait_for_app(page)
+    page.get_by_text("Where customers live").first.wait_for()
+    chart = page.locator("[data-testid='stPlotlyChart']").filter(has=page.locator(".geo"))
+    filled = chart.locator("path.choroplethlocation")
+    filled.first.wait_for(timeout=30_000)
+    assert filled.count() >= 3  # the sample shop's countries
+    assert not [u for u in outside if "topojson" in u or "cdn.plot.ly" in u]
