@@ -263,6 +263,51 @@ def test_cubes_and_customer_rows_agree(shop, flt, monkeypatch):
     assert from_cubes["summary"].n_customers > 0
 
 
+@pytest.mark.parametrize(
+    "flt",
+    [
+        CustomerFilter(segments=["cart_abandoners", "loyal_buyers"]),  # a few customers kept
+        CustomerFilter(acquisition_channels=["search", "email", "social"]),  # most kept
+        CustomerFilter(start=date(2024, 6, 1), end=date(2024, 9, 30), countries=["FR", "BE"]),
+        CustomerFilter(persona_ids=[1]),
+    ],
+)
+def test_audience_bitmap_and_hash_lookups_agree(shop, flt, monkeypatch):
+    # Off the cubes, membership reads a bitmap of the audience's ids; with ids spread too
+    # wide for one it looks the customers up in a table (or the few left out): same charts.
+    monkeypatch.setattr(explore, "_uses_cubes", lambda f, state: False)
+    explore.clear_cache(shop)
+    with_bitmap = every_chart(shop, flt)
+    assert explore._audience(shop, flt).bitmap
+    monkeypatch.setattr(explore, "_MAX_BITMAP", 1)
+    explore.clear_cache(shop)
+    with_lookups = every_chart(shop, flt)
+    assert not explore._audience(shop, flt).bitmap
+    for name, chart in with_bitmap.items():
+        other = with_lookups[name]
+        assert (chart.available, chart.reason, chart.n_customers) == (other.available, other.reason, other.n_customers), name
+        pd.testing.assert_frame_equal(chart.data, other.data, check_dtype=False, obj=name)
+    assert with_bitmap["summary"].n_customers > 0
+
+
+def test_customer_added_after_features_is_outside_the_bitmap_and_not_counted(store):
+    # A consenting customer added after the features were computed, with an id above every
+    # id the features know: no feature row, so in no chart, and no error reading the bitmap.
+    cur = store.cursor()
+    build_small_shop(cur)
+    compute_customer_features(cur)
+    flt = CustomerFilter(segments=["cart_abandoners", "loyal_buyers"])
+    before = every_chart(cur, flt)
+    cur.execute(
+        "INSERT INTO customers (customer_id, country, gender, consent_analytics) "
+        "VALUES (10000000, 'FR', 'female', true)"
+    )
+    after = every_chart(cur, flt)
+    assert explore._audience(cur, flt).bitmap
+    for name, chart in before.items():
+        pd.testing.assert_frame_equal(chart.data, after[name].data, check_dtype=False, obj=name)
+
+
 def test_filters_combine_with_and(shop, raw):
     c = raw["customers"]
     expected = int(((c["country"] == "FR") & (c["acquisition_channel"] == "email")).sum())
