@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -13,12 +15,17 @@ PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "se
 MAP_CONFIG = {**PLOTLY_CONFIG, "topojsonURL": "app/static/topojson/"}
 
 
+def base_layout(height: int = 360) -> dict[str, Any]:
+    """The app's look, as a Plotly layout."""
+    return {
+        "height": height, "margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "colorway": PALETTE,
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        "hoverlabel": {"namelength": -1},
+    }
+
+
 def style(fig: go.Figure, height: int = 360) -> go.Figure:
-    fig.update_layout(
-        height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10}, colorway=PALETTE,
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
-        hoverlabel={"namelength": -1},
-    )
+    fig.update_layout(base_layout(height))
     return fig
 
 

@@ -13,9 +13,10 @@ import streamlit as st
 from persona_engine.explore import MIN_GROUP_SIZE, ORDER_MIX_BY, SESSION_BREAKDOWNS, CustomerFilter
 from ui import charts, explorer_data, fmt
 from ui.explorer_charts import (
+    axis,
     bars,
     count_hover,
-    finish,
+    figure,
     heatmap,
     labels,
     opacity,
@@ -77,10 +78,9 @@ def _funnel(frame: pd.DataFrame) -> go.Figure:
              for name, n, s, r in zip(names, frame["sessions"], frame["share_of_sessions"], frame["step_rate"], strict=True)]
     # Wide steps hold their label; narrow ones get it beside them.
     inside = ["inside" if share >= 0.5 else "outside" for share in frame["share_of_sessions"].fillna(0)]
-    fig = go.Figure(go.Funnel(y=names, x=frame["sessions"], text=text, textinfo="text", textposition=inside,
-                              hoverinfo="text", hovertext=hover, marker={"color": charts.PALETTE[0]}))
-    fig.update_xaxes(title_text=t("explorer.sessions_axis"))
-    return finish(fig, 340)
+    trace = go.Funnel(y=names, x=frame["sessions"], text=text, textinfo="text", textposition=inside,
+                      hoverinfo="text", hovertext=hover, marker={"color": charts.PALETTE[0]})
+    return figure([trace], 340, xaxis=axis(t("explorer.sessions_axis")))
 
 
 def _cart(frame: pd.DataFrame, by: str) -> go.Figure:
@@ -124,16 +124,16 @@ def _weekday_hour(frame: pd.DataFrame) -> go.Figure:
 
 def _new_returning(frame: pd.DataFrame, currency: str) -> go.Figure:
     months = [m.strftime("%Y-%m") for m in pd.to_datetime(frame["month"])]
-    fig = go.Figure()
+    traces = []
     for i, kind in enumerate(("new", "returning")):
         hover = [t(f"explorer.{kind}_hover", month=m, revenue=fmt.money(r, currency), n=fmt.number(c))
                  for m, r, c in zip(months, frame[f"{kind}_revenue"], frame[f"{kind}_customers"], strict=True)]
-        fig.add_trace(go.Bar(x=months, y=frame[f"{kind}_revenue"], name=t(f"explorer.{kind}_customers"),
+        traces.append(go.Bar(x=months, y=frame[f"{kind}_revenue"], name=t(f"explorer.{kind}_customers"),
                              hovertext=hover, hoverinfo="text", marker_color=charts.PALETTE[i]))
-    fig.update_layout(barmode="stack", legend={"traceorder": "normal"})
-    fig.update_xaxes(title_text=t("explorer.month_axis"), type="category")
-    fig.update_yaxes(title_text=t("explorer.revenue_in", currency=currency), rangemode="tozero")
-    return finish(fig, 360)
+    return figure(traces, 360, barmode="stack",
+                  legend={**charts.base_layout()["legend"], "traceorder": "normal"},
+                  xaxis=axis(t("explorer.month_axis"), type="category"),
+                  yaxis=axis(t("explorer.revenue_in", currency=currency), rangemode="tozero"))
 
 
 def _cohorts(frame: pd.DataFrame) -> go.Figure:

@@ -12,7 +12,7 @@ from ui.explorer_charts import (
     bars,
     caption,
     count_hover,
-    finish,
+    figure,
     labels,
     opacity,
     panel,
@@ -64,14 +64,14 @@ def _map(frame: pd.DataFrame) -> go.Figure:
     codes = [iso3(v) for v in frame["value"]]
     placed = frame.assign(iso3=codes).dropna(subset=["iso3"])
     hover = count_hover(placed, list(placed["value"].astype(str)))
-    fig = go.Figure(go.Choropleth(
+    trace = go.Choropleth(
         locations=placed["iso3"], z=placed["customers"], locationmode="ISO-3", colorscale="Blues", zmin=0,
         hovertext=hover, hoverinfo="text", marker_line_color="white",
         colorbar={"title": {"text": t("explorer.customers")}},
-    ))
-    fig.update_geos(fitbounds="locations", showcountries=True, countrycolor="#bbb", showland=True,
-                    landcolor="#f3f3f3", projection_type="natural earth")
-    return finish(fig, 380)
+    )
+    return figure([trace], 380, geo={"fitbounds": "locations", "showcountries": True, "countrycolor": "#bbb",
+                                     "showland": True, "landcolor": "#f3f3f3",
+                                     "projection": {"type": "natural earth"}})
 
 
 def location(version: str, personas: str, flt: CustomerFilter) -> None:
