@@ -2,9 +2,10 @@
 
     python benchmarks/run_all.py [--db /tmp/bench_1m.duckdb] [--customers 1000000] [--skip-import]
 
-1. generate the shop (time, peak memory);      4. personas from that run;
-2. customer features and explorer queries;     5. impact table of the planted action;
-3. clustering with --k auto;                   6. import of a 10,000,000-line file.
+1. generate the shop (time, peak memory);      5. whole explorer page runs;
+2. customer features and explorer queries;     6. impact table of the planted action;
+3. clustering with --k auto;                   7. import of a 10,000,000-line file.
+4. personas from that run;
 Each step runs in its own process, so each peak memory figure is its own.
 """
 
@@ -34,6 +35,7 @@ def main() -> None:
     step("features and explorer", "benchmarks/bench_features.py", "--db", args.db)
     step("clustering", "benchmarks/bench_clustering.py", "--db", args.db, "--k", "auto")
     step("personas from the run", "-m", "persona_engine", "personas", "create-from-run", "--db", args.db)
+    step("explorer page runs", "benchmarks/bench_explorer_page.py", "--db", args.db)
     step("impact table", "benchmarks/bench_kpis.py", "--db", args.db)
     if not args.skip_import:
         step("import 10M lines", "benchmarks/bench_import.py")
