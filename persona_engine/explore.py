@@ -249,7 +249,7 @@ class _State:
 
     key: str  # changes when features are recomputed or consent changes
     unchanged_consent: bool  # the consenting customers are the ones features were computed for
-    segment_cubes: bool  # the cubes have their per-segment slices (built since migration 12)
+    segment_cubes: bool  # the cubes have their segment sets (built since migration 13)
 
 
 def _state(cur: duckdb.DuckDBPyConnection) -> _State | None:
@@ -674,16 +674,16 @@ def _has_orders(cur: duckdb.DuckDBPyConnection, a: _Audience) -> bool:
 
 # ---------------------------------------------------------------- aggregations and cubes
 
-# The cells of the cubes: a filter on these columns only, and on one behavioural segment at
-# most (no persona or date), is answered from the cubes. Column names are those of the cube
-# tables.
+# The cells of the cubes: a filter on these columns and on behavioural segments (no persona
+# or date) is answered from the cubes. Column names are those of the cube tables.
 CELL_DIMENSIONS: tuple[str, ...] = (
     "country", "region", "acquisition_channel", "main_device", "rfm_group",
 )
-# The cubes' segment slice: NULL rows count every customer of the cell once; the rows of
-# segment X count the cell's customers in X (a customer in several segments is in several
-# slices, so only a single-segment filter can be read from them).
-SEGMENT_CELL = "filter_segment"
+# The last cell dimension: the number of the customer's whole set of behavioural segments
+# (cube_segment_sets), so that each customer counts in one cell and a filter on segments
+# (in any of them) reads the cells whose set holds one. NULL in cubes built before sets
+# existed (migration 13): those answer filters without a segment only.
+SEGMENT_CELL = "segment_set"
 _FILTER_CELLS = (
     ("countries", "country"), ("regions", "region"),
     ("acquisition_channels", "acquisition_channel"), ("devices", "main_device"),
@@ -845,42 +845,48 @@ def _cube_where(flt: CustomerFilter, q: _Sql) -> str:
         for field, column in _FILTER_CELLS
         if getattr(flt, field)
     ]
-    # Exactly one slice is read, else customers in several segments would count twice.
     if flt.segments:
-        conditions.append(f"{SEGMENT_CELL} = {q.bind(flt.segments[0])}")
-    else:
-        conditions.append(f"{SEGMENT_CELL} IS NULL")
-    return " AND ".join(conditions)
+        conditions.append(
+            f"{SEGMENT_CELL} IN (SELECT segment_set FROM cube_segment_sets "  # noqa: S608 - constant names, bound values
+            f"WHERE list_has_any(segments, {q.bind(list(flt.segments))}))"
+        )
+    return " AND ".join(conditions) or "TRUE"
 
 
 def _uses_cubes(flt: CustomerFilter, state: _State) -> bool:
-    """Whether the cubes can answer: only cell dimensions and at most one segment filtered
-    (when the cubes have their segment slices), and consent unchanged since they were
-    built (they hold the customers consenting then)."""
+    """Whether the cubes can answer: only cell dimensions and segments filtered (segments
+    when the cubes have their segment sets), and consent unchanged since they were built
+    (they hold the customers consenting then)."""
     return (
         state.unchanged_consent
         and not flt.has_dates and not flt.persona_ids
-        and (not flt.segments or (len(flt.segments) == 1 and state.segment_cubes))
+        and (not flt.segments or state.segment_cubes)
     )
 
 
-# The cells of each customer with features, as small integers: cubes are grouped on them
-# (cheaper than six text columns) and the cell's dimensions are joined back at the end. A
-# customer has one cell without segment (NULL slice) and one more per segment it is in.
+# The cell of each customer with features, as a small integer: cubes are grouped on it
+# (cheaper than six text columns) and the cell's dimensions are joined back at the end.
 _CELLS_SQL = (
+    "DELETE FROM cube_segment_sets",
+    """
+    INSERT INTO cube_segment_sets
+    SELECT row_number() OVER (ORDER BY segments), segments
+    FROM (SELECT DISTINCT list_sort(coalesce(segments, [])) AS segments FROM customer_segments)
+    """,
     """
     CREATE OR REPLACE TEMP TABLE feature_cells AS
     SELECT f.customer_id, c.country, c.region, c.acquisition_channel, f.main_device, s.rfm_group,
-        unnest(list_concat([CAST(NULL AS VARCHAR)], coalesce(s.segments, []))) AS filter_segment
+        sets.segment_set
     FROM customer_features f
     JOIN analysis_customers c ON c.customer_id = f.customer_id
     JOIN customer_segments s ON s.customer_id = f.customer_id
+    JOIN cube_segment_sets sets ON sets.segments = list_sort(coalesce(s.segments, []))
     """,
     """
     CREATE OR REPLACE TEMP TABLE feature_cell_dims AS
     SELECT row_number() OVER () AS cell_id, *
     FROM (SELECT DISTINCT country, region, acquisition_channel, main_device, rfm_group,
-              filter_segment
+              segment_set
           FROM feature_cells)
     """,
     """
@@ -892,7 +898,7 @@ _CELLS_SQL = (
      AND d.acquisition_channel IS NOT DISTINCT FROM f.acquisition_channel
      AND d.main_device IS NOT DISTINCT FROM f.main_device
      AND d.rfm_group IS NOT DISTINCT FROM f.rfm_group
-     AND d.filter_segment IS NOT DISTINCT FROM f.filter_segment
+     AND d.segment_set = f.segment_set
     """,
 )
 
@@ -935,8 +941,9 @@ def _demographics_cube_sql() -> str:
 def write_cubes(cur: duckdb.DuckDBPyConnection, only: Sequence[str] | None = None) -> None:
     """Rebuild the explorer cubes (CUBE_TABLES) from customer_features, the rollups and
     customer_segments; call inside the caller's transaction. `only` limits the rebuild to
-    some bundles; "segments" rebuilds them all, since every cube has a slice per segment
-    (new segment thresholds change every slice)."""
+    some bundles; "segments" rebuilds them all, since every cube's cells hold the
+    customers' segment sets (new segment thresholds move customers between cells). Sets are
+    numbered in a fixed order, so cubes left as they are keep matching numbers."""
     names = [*_BUNDLES, "demographics"]
     if only is not None and "segments" not in only:
         names = list(only)

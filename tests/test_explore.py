@@ -138,26 +138,33 @@ def test_rfm_group_filter(shop):
     assert size(shop, CustomerFilter(rfm_groups=chosen)) == expected
 
 
-def test_several_segments_are_not_read_from_the_cubes(shop):
-    # A customer in both segments is in both cube slices: two segments would count them
-    # twice, so such a filter reads the customers' rows.
+def test_several_segments_are_read_from_the_cubes(shop):
+    # Each customer is in one cube cell, with its whole set of segments: a filter on several
+    # segments (in any of them) counts a customer in both once.
     state = explore._state(shop)
     assert state is not None and state.segment_cubes
     assert explore._uses_cubes(CustomerFilter(segments=["loyal_buyers"]), state)
-    assert not explore._uses_cubes(CustomerFilter(segments=["loyal_buyers", "cart_abandoners"]), state)
+    assert explore._uses_cubes(CustomerFilter(segments=["loyal_buyers", "cart_abandoners"]), state)
+    assert not explore._uses_cubes(CustomerFilter(segments=["loyal_buyers"], persona_ids=[1]), state)
 
 
-def test_cubes_built_before_segment_slices_are_not_read_for_a_segment(store):
-    # A shop whose cubes predate migration 12 has only the NULL slice: a segment filter
-    # must read the customers' rows until features are recomputed, not find nobody.
+def test_cubes_built_before_segment_sets_are_not_read_for_a_segment(store):
+    # A shop whose cubes predate migration 13 has cells without segment sets: a segment
+    # filter must read the customers' rows until features are recomputed, not find nobody;
+    # other filters still read the cubes, each customer once.
     cur = store.cursor()
     build_small_shop(cur)
     compute_customer_features(cur)
     expected = reference_segments(computed_features(cur), BehaviourRules())["loyal_buyers"]
+    france = size(cur, CustomerFilter(countries=["FR"]))
     for table in dict.fromkeys(explore.CUBE_TABLES.values()):
-        cur.execute(f"DELETE FROM {table} WHERE filter_segment IS NOT NULL")  # noqa: S608 - constant names
+        cur.execute(f"UPDATE {table} SET segment_set = NULL")  # noqa: S608 - constant names
     explore.clear_cache(cur)
+    state = explore._state(cur)
+    assert not state.segment_cubes
     assert size(cur, CustomerFilter(segments=["loyal_buyers"])) == len(expected) > 0
+    assert explore._uses_cubes(CustomerFilter(countries=["FR"]), state)
+    assert size(cur, CustomerFilter(countries=["FR"])) == france > 0
 
 
 def test_behaviour_segment_filter(shop):
@@ -241,10 +248,11 @@ def every_chart(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> dict[str
         CustomerFilter(countries=["FR", "BE"]),
         CustomerFilter(acquisition_channels=["search", "email", "social"], devices=["mobile", "desktop"]),
         CustomerFilter(rfm_groups=["lost", "at_risk", "hibernating"]),
-        # One segment, alone and with cell dimensions: read from the cubes' segment slice
-        # (loyal buyers are also in other segments, so a wrong slice changes the counts).
+        # Segments, alone and with cell dimensions: read from the cells' segment sets
+        # (loyal buyers are also in other segments: counting a customer twice shows).
         CustomerFilter(segments=["loyal_buyers"]),
         CustomerFilter(segments=["cart_abandoners"], countries=["FR", "BE"], devices=["mobile"]),
+        CustomerFilter(segments=["loyal_buyers", "cart_abandoners", "recent_buyers"]),
     ],
 )
 def test_cubes_and_customer_rows_agree(shop, flt, monkeypatch):

@@ -603,6 +603,23 @@ CUBE_SEGMENT_SLICES = "\n".join(
     )
 )
 
+# Explorer cubes keyed by each customer's whole set of behavioural segments instead of one
+# slice per segment: a customer counts once in the cubes, and any choice of segments (a
+# customer in any of them) reads the cells whose set has one of them. Sets are numbered in
+# cube_segment_sets. The slices of migration 12 are dropped; the rows left (every customer
+# once, no set) still answer filters without a segment until features are recomputed.
+_SEGMENT_SET_STEPS = (
+    "DELETE FROM {table} WHERE filter_segment IS NOT NULL; ALTER TABLE {table} DROP COLUMN filter_segment; "
+    "ALTER TABLE {table} ADD COLUMN segment_set INTEGER;"
+)
+CUBE_SEGMENT_SETS = "CREATE TABLE cube_segment_sets (segment_set INTEGER PRIMARY KEY, segments VARCHAR[] NOT NULL);\n" + "\n".join(
+    _SEGMENT_SET_STEPS.format(table=table)
+    for table in (
+        "cube_stats", "cube_demographics", "cube_rfm", "cube_segments", "cube_sessions",
+        "cube_order_mix", "cube_categories", "cube_weekday_hour", "cube_months",
+    )
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core shop tables", CORE_TABLES),
     Migration(2, "features and clustering", ANALYSIS_TABLES),
@@ -616,6 +633,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "clustering: distance to centre, projection sample", CLUSTERING_EXTRAS),
     Migration(11, "explorer cubes per filter cell", EXPLORER_CUBES),
     Migration(12, "explorer cubes: one slice per behavioural segment", CUBE_SEGMENT_SLICES),
+    Migration(13, "explorer cubes: cells by set of behavioural segments", CUBE_SEGMENT_SETS),
 )
 
 # Tables holding one shop's data and everything derived from it; replacing the shop (a new
@@ -630,4 +648,5 @@ ALL_DATA_TABLES: tuple[str, ...] = (
     "customer_order_values", "customer_order_hours", "customer_order_months",
     "customer_category_revenue", "cube_stats", "cube_demographics", "cube_rfm", "cube_segments",
     "cube_sessions", "cube_order_mix", "cube_categories", "cube_weekday_hour", "cube_months",
+    "cube_segment_sets",
 )
