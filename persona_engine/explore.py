@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
@@ -301,41 +302,57 @@ def _cached(
     return df.copy()
 
 
-def clear_cache(cur: duckdb.DuckDBPyConnection) -> None:
-    """Forget every cached explorer result of this cursor (they are recomputed on demand)."""
+def clear_cache(cur: duckdb.DuckDBPyConnection, ranges: bool = True) -> None:
+    """Forget every cached explorer result of this cursor (they are recomputed on demand),
+    and, unless `ranges` is False, the date ranges the store's cursors share."""
     with _MEMO_LOCK:
         for slot in [s for s in _MEMO if s[0] == id(cur)]:
             del _MEMO[slot]
     cur.execute(f"DROP TABLE IF EXISTS {_REGISTRY}")  # noqa: S608 - constant
+    if ranges and _shared_ranges(cur):
+        with _RANGE_LOCK:
+            for (generation,) in cur.execute(f"SELECT generation FROM {_SHARED_RANGES}.ranges").fetchall():  # noqa: S608 - constant
+                _drop_range(cur, f"{_SHARED_RANGES}.r{int(generation)}_")
+            cur.execute(f"DELETE FROM {_SHARED_RANGES}.ranges")  # noqa: S608 - constant
 
 
 def _filter_key(state: _State, flt: CustomerFilter) -> str:
     return f"{state.key}|{flt!r}"
 
 
-# Rollups of one date range, shaped like the lifetime rollups, built on demand in the
-# cursor's temporary tables: changing the range scans the orders and sessions of the range
-# once, and every other filter change inside that range is as cheap as without a range.
-# kind -> (lifetime table, table for a date range); charts read `_Audience.table(kind)`.
+# Rollups of one date range, shaped like the lifetime rollups, built on demand: using a
+# range scans its orders and sessions once, and every other filter change inside that range
+# is as cheap as without a range. They are shared by every cursor of the store, in an
+# in-memory database attached to it, so that the sessions of a meeting opening the same
+# link pay for the range once; the last _RANGE_SLOTS ranges are kept. A read-only store
+# cannot attach one: each cursor then keeps its own range in temporary tables.
+# Range tables are named <prefix><suffix>; the prefix is returned by _ensure_range.
+# kind -> (lifetime table, suffix of the table for a date range); charts read
+# `_Audience.table(kind)`.
 _ROLLUPS: dict[str, tuple[str, str]] = {
-    "session_devices": ("customer_session_devices", "explorer_range_session_devices"),
-    "session_sources": ("customer_session_sources", "explorer_range_session_sources"),
-    "order_values": ("customer_order_values", "explorer_range_order_values"),
-    "order_hours": ("customer_order_hours", "explorer_range_order_hours"),
-    "categories": ("customer_category_revenue", "explorer_range_category_revenue"),
+    "session_devices": ("customer_session_devices", "session_devices"),
+    "session_sources": ("customer_session_sources", "session_sources"),
+    "order_values": ("customer_order_values", "order_values"),
+    "order_hours": ("customer_order_hours", "order_hours"),
+    "categories": ("customer_category_revenue", "category_revenue"),
 }
-_RANGE_CUSTOMERS = "explorer_range_customers"
+_RANGE_CUSTOMERS = "customers"  # suffix: the customers active in the range, with their counts
+_SHARED_RANGES = "explorer_ranges"  # the attached in-memory database
+_LOCAL_RANGES = "explorer_range_"  # prefix of a cursor's own (temporary) range tables
+_RANGE_SLOTS = 4
+_RANGE_LOCK = threading.Lock()
 
 # $s, $e: the range as [start, end) timestamps. A session converted when its order is
 # completed; the order is placed during the visit, so only the completed orders of the range
 # (and the day after it, for visits that end after midnight) are looked up. Order ids are
-# unique (the writers of `orders` see to it), so the join adds no rows.
+# unique (the writers of `orders` see to it), so the join adds no rows. {create} is the
+# statement creating a table and {p} the prefix of the range's tables.
 _RANGE_SQL: tuple[str, ...] = (
     # One pass over the range's sessions grouped per customer, device and source (then
     # summed per device and per source); consent is applied to the groups, fewer rows than
     # the sessions.
     """
-    CREATE OR REPLACE TEMP TABLE explorer_range_session_slots AS
+    {create} {p}session_slots AS
     SELECT * FROM (
         SELECT s.customer_id, s.device, s.source,
             count(*) AS sessions,
@@ -354,23 +371,23 @@ _RANGE_SQL: tuple[str, ...] = (
     WHERE customer_id IN (SELECT customer_id FROM analysis_customers)
     """,
     """
-    CREATE OR REPLACE TEMP TABLE explorer_range_session_devices AS
+    {create} {p}session_devices AS
     SELECT customer_id, device, sum(sessions) AS sessions,
         sum(product_view_sessions) AS product_view_sessions, sum(cart_sessions) AS cart_sessions,
         sum(checkout_sessions) AS checkout_sessions, sum(order_sessions) AS order_sessions,
         sum(abandoned_cart_sessions) AS abandoned_cart_sessions
-    FROM explorer_range_session_slots GROUP BY ALL
+    FROM {p}session_slots GROUP BY ALL
     """,
     """
-    CREATE OR REPLACE TEMP TABLE explorer_range_session_sources AS
+    {create} {p}session_sources AS
     SELECT customer_id, source, sum(sessions) AS sessions, sum(cart_sessions) AS cart_sessions,
         sum(order_sessions) AS order_sessions,
         sum(abandoned_cart_sessions) AS abandoned_cart_sessions
-    FROM explorer_range_session_slots GROUP BY ALL
+    FROM {p}session_slots GROUP BY ALL
     """,
-    "DROP TABLE explorer_range_session_slots",
+    "DROP TABLE {p}session_slots",
     """
-    CREATE OR REPLACE TEMP TABLE explorer_range_order_values AS
+    {create} {p}order_values AS
     SELECT customer_id,
         CASE WHEN grouping(channel) = 0 THEN 'channel'
              WHEN grouping(device) = 0 THEN 'device' ELSE 'payment_method' END AS dimension,
@@ -383,7 +400,7 @@ _RANGE_SQL: tuple[str, ...] = (
                             (customer_id, payment_method))
     """,
     """
-    CREATE OR REPLACE TEMP TABLE explorer_range_order_hours AS
+    {create} {p}order_hours AS
     SELECT customer_id, isodow(ordered_at) - 1 AS weekday, hour(ordered_at) AS hour,
         count(*) AS orders, sum(amount) AS revenue
     FROM analysis_orders
@@ -391,7 +408,7 @@ _RANGE_SQL: tuple[str, ...] = (
     GROUP BY ALL
     """,
     """
-    CREATE OR REPLACE TEMP TABLE explorer_range_category_revenue AS
+    {create} {p}category_revenue AS
     SELECT o.customer_id, p.category, sum(i.quantity * i.unit_price) AS revenue,
         sum(i.quantity) AS quantity
     FROM analysis_orders o
@@ -401,42 +418,95 @@ _RANGE_SQL: tuple[str, ...] = (
     GROUP BY ALL
     """,
     """
-    CREATE OR REPLACE TEMP TABLE explorer_range_customers AS
+    {create} {p}customers AS
     SELECT customer_id, sum(orders) AS orders, sum(revenue) AS revenue,
         bool_or(visitor) AS visitor, bool_or(carter) AS carter,
         bool_or(categorised) AS categorised
     FROM (
         SELECT customer_id, orders, revenue, false AS visitor, false AS carter,
                false AS categorised
-        FROM explorer_range_order_values WHERE dimension = 'channel'
+        FROM {p}order_values WHERE dimension = 'channel'
         UNION ALL
         SELECT customer_id, 0, 0, true, cart_sessions > 0, false
-        FROM explorer_range_session_devices
+        FROM {p}session_devices
         UNION ALL
         SELECT customer_id, 0, 0, false, false, true
-        FROM explorer_range_category_revenue WHERE category IS NOT NULL
+        FROM {p}category_revenue WHERE category IS NOT NULL
     )
     GROUP BY customer_id
     """,
 )
 
 
-def _ensure_range(cur: duckdb.DuckDBPyConnection, state: _State, flt: CustomerFilter) -> None:
-    """Build the rollups of the filter's date range unless this cursor already has them."""
-    start, end = _bounds(flt)
-    key = f"{state.key}|{start.isoformat()}|{end.isoformat()}"
-    if _registry_key(cur, "range") == key:
-        return
-    for sql in _RANGE_SQL:
+def _build_range(cur: duckdb.DuckDBPyConnection, prefix: str, create: str, start: datetime, end: datetime) -> None:
+    for template in _RANGE_SQL:
+        sql = template.format(create=create, p=prefix)
         params = {k: v for k, v in (("s", start), ("e", end)) if f"${k}" in sql}
         cur.execute(sql, params)
-    _register(cur, "range", key)
 
 
-def _audience_sql(flt: CustomerFilter, q: _Sql, features: str = "customer_features") -> str:
+def _drop_range(cur: duckdb.DuckDBPyConnection, prefix: str) -> None:
+    for suffix in (*(s for _, s in _ROLLUPS.values()), _RANGE_CUSTOMERS, "session_slots"):
+        cur.execute(f"DROP TABLE IF EXISTS {prefix}{suffix}")
+
+
+def _shared_ranges(cur: duckdb.DuckDBPyConnection) -> bool:
+    """Attach the in-memory database of shared ranges (once per store); False when the
+    store is read-only."""
+    try:
+        cur.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {_SHARED_RANGES}")
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {_SHARED_RANGES}.ranges "
+            "(generation INTEGER PRIMARY KEY, key VARCHAR NOT NULL, used DOUBLE NOT NULL)"
+        )
+    except duckdb.Error:
+        return False
+    return True
+
+
+def _ensure_range(cur: duckdb.DuckDBPyConnection, state: _State, flt: CustomerFilter) -> str:
+    """The prefix of the tables of the filter's date range, built unless they exist.
+
+    Shared ranges get a new generation number each time one is built, never reused: a
+    cursor still holding the prefix of a range since dropped gets an error, never another
+    range's numbers.
+    """
+    start, end = _bounds(flt)
+    key = f"{state.key}|{start.isoformat()}|{end.isoformat()}"
+    if not _shared_ranges(cur):
+        if _registry_key(cur, "range") != key:
+            _build_range(cur, _LOCAL_RANGES, "CREATE OR REPLACE TEMP TABLE", start, end)
+            _register(cur, "range", key)
+        return _LOCAL_RANGES
+    table = f"{_SHARED_RANGES}.ranges"
+    with _RANGE_LOCK:
+        found = cur.execute(f"SELECT generation FROM {table} WHERE key = ?", [key]).fetchall()  # noqa: S608 - constant name
+        if found:
+            generation = int(found[0][0])
+        else:
+            kept = cur.execute(f"SELECT generation FROM {table} ORDER BY used DESC", []).fetchall()  # noqa: S608 - constant name
+            for (old,) in kept[_RANGE_SLOTS - 1:]:
+                _drop_range(cur, f"{_SHARED_RANGES}.r{int(old)}_")
+                cur.execute(f"DELETE FROM {table} WHERE generation = ?", [old])  # noqa: S608 - constant name
+            generation = int(fetch_value(cur, f"SELECT coalesce(max(generation), 0) + 1 FROM {table}") or 1)  # noqa: S608 - constant name
+            prefix = f"{_SHARED_RANGES}.r{generation}_"
+            try:
+                _build_range(cur, prefix, "CREATE OR REPLACE TABLE", start, end)
+            except BaseException:
+                _drop_range(cur, prefix)
+                raise
+            cur.execute(f"INSERT INTO {table} VALUES (?, ?, ?)", [generation, key, time.time()])  # noqa: S608 - constant name
+        cur.execute(f"UPDATE {table} SET used = ? WHERE generation = ?", [time.time(), generation])  # noqa: S608 - constant name
+    return f"{_SHARED_RANGES}.r{generation}_"
+
+
+def _audience_sql(
+    flt: CustomerFilter, q: _Sql, features: str = "customer_features", ranges: str = _LOCAL_RANGES
+) -> str:
     """SELECT of the filtered customers (consenting customers with features) and the flags
     that say which charts they count in. `features` may narrow customer_features to a
-    subquery (code constant) of candidates."""
+    subquery (code constant) of candidates; `ranges` is the prefix of the date range's
+    tables (from _ensure_range)."""
     joins = ["JOIN analysis_customers c ON c.customer_id = f.customer_id"]
     where: list[str] = []
     if flt.countries:
@@ -467,7 +537,7 @@ def _audience_sql(flt: CustomerFilter, q: _Sql, features: str = "customer_featur
     if flt.has_dates:
         # Customers with a completed order or a visit in the range, with their counts there
         # (the range rollups are built first, by _ensure_range).
-        joins.append(f"JOIN {_RANGE_CUSTOMERS} r ON r.customer_id = f.customer_id")
+        joins.append(f"JOIN {ranges}{_RANGE_CUSTOMERS} r ON r.customer_id = f.customer_id")
         counts = "r.orders AS frequency, r.revenue AS monetary, r.visitor, r.carter, r.categorised"
     else:
         counts = (
@@ -502,11 +572,12 @@ class _Audience:
     categorised: int
     orders: int
     revenue: float
+    ranges: str = _LOCAL_RANGES  # prefix of the date range's tables, when dated
 
     def table(self, kind: str) -> str:
         """The rollup of this kind (a _ROLLUPS key) the charts read: lifetime or range."""
-        lifetime, in_range = _ROLLUPS[kind]
-        return in_range if self.dated else lifetime
+        lifetime, suffix = _ROLLUPS[kind]
+        return f"{self.ranges}{suffix}" if self.dated else lifetime
 
     def member(self, alias: str, universe: str = "rollup") -> str:
         """SQL condition: `<alias>.customer_id` is a filtered customer.
@@ -542,6 +613,7 @@ def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience 
     if state is None:
         return None
     key = _filter_key(state, flt)
+    ranges = _LOCAL_RANGES
     if _uses_cubes(flt, state):
         q = _Sql()
         where = _cube_where(flt, q)
@@ -549,11 +621,11 @@ def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience 
         row = _bundle(cur, shell, "stats").iloc[0]
     else:
         if flt.has_dates:
-            _ensure_range(cur, state, flt)
+            ranges = _ensure_range(cur, state, flt)
         if _registry_key(cur, "audience") != key:
             q = _Sql()
             cur.execute(
-                f"CREATE OR REPLACE TEMP TABLE {_AUDIENCE} AS " + _audience_sql(flt, q),  # noqa: S608 - constant name
+                f"CREATE OR REPLACE TEMP TABLE {_AUDIENCE} AS " + _audience_sql(flt, q, ranges=ranges),  # noqa: S608 - constant name
                 q.params,
             )
             _register(cur, "audience", key)
@@ -570,7 +642,7 @@ def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience 
     if not _uses_cubes(flt, state) and customers:
         bitmap = _ensure_bitmap(cur, state, key)
     if not _uses_cubes(flt, state) and customers and not bitmap:
-        universe = _RANGE_CUSTOMERS if flt.has_dates else "customer_features"
+        universe = f"{ranges}{_RANGE_CUSTOMERS}" if flt.has_dates else "customer_features"
         universe_size = int(_cached(
             cur, "universe_size", f"{key}|{universe}",
             lambda: (f"SELECT count(*) AS n FROM {universe}", {}),  # noqa: S608 - constant names
@@ -592,7 +664,7 @@ def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience 
         cube_params=q.params if cube else {}, dated=flt.has_dates, complement=complement, bitmap=bitmap,
         customers=customers, buyers=count("buyers"), visitors=count("visitors"),
         carters=count("carters"), categorised=count("categorised"), orders=count("orders"),
-        revenue=0.0 if pd.isna(row["revenue"]) else float(row["revenue"]),
+        revenue=0.0 if pd.isna(row["revenue"]) else float(row["revenue"]), ranges=ranges,
     )
 
 
@@ -1600,13 +1672,12 @@ def audience_export(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> Char
     state = _state(cur)
     if state is None:
         return _unavailable(NO_FEATURES, AUDIENCE_COLUMNS)
-    if flt.has_dates:
-        _ensure_range(cur, state, flt)
+    ranges = _ensure_range(cur, state, flt) if flt.has_dates else _LOCAL_RANGES
     q = _Sql()
     sql = (
         "SELECT c.customer_id, CASE WHEN c.newsletter_opt_in "  # noqa: S608 - the audience query binds every value
         "AND nullif(trim(c.email), '') IS NOT NULL THEN c.email END AS email "
-        f"FROM ({_audience_sql(flt, q)}) a JOIN analysis_customers c USING (customer_id) "
+        f"FROM ({_audience_sql(flt, q, ranges=ranges)}) a JOIN analysis_customers c USING (customer_id) "
         "ORDER BY c.customer_id"
     )
     df = fetch_df(cur, sql, q.params)

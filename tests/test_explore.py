@@ -316,6 +316,38 @@ def test_customer_added_after_features_is_outside_the_bitmap_and_not_counted(sto
         pd.testing.assert_frame_equal(chart.data, after[name].data, check_dtype=False, obj=name)
 
 
+def test_cursors_of_a_store_share_date_ranges_and_evicted_ones_are_rebuilt(store, monkeypatch):
+    # Two cursors (two browser sessions) on one store: the second finds the first's range
+    # built. With room for two ranges, a third evicts the least recently used; a cursor
+    # asking for an evicted range gets it rebuilt, with the same numbers.
+    monkeypatch.setattr(explore, "_RANGE_SLOTS", 2)
+    a, b = store.cursor(), store.cursor()
+    build_small_shop(a)
+    compute_customer_features(a)
+    explore.clear_cache(a)
+    june, july, august = (
+        CustomerFilter(start=date(2024, m, 1), end=date(2024, m, 28)) for m in (6, 7, 8)
+    )
+
+    def generations() -> list[int]:
+        return [g for (g,) in a.execute("SELECT generation FROM explorer_ranges.ranges ORDER BY 1").fetchall()]
+
+    june_a = every_chart(a, june)
+    assert generations() == [1]
+    june_b = every_chart(b, june)
+    assert generations() == [1]  # read, not built again
+    for name, chart in june_a.items():
+        pd.testing.assert_frame_equal(chart.data, june_b[name].data, check_dtype=False, obj=name)
+    every_chart(b, july)
+    every_chart(b, august)  # june, the least recently used, is dropped
+    assert generations() == [2, 3]
+    again = every_chart(a, june)
+    assert generations() == [3, 4]
+    for name, chart in june_a.items():
+        pd.testing.assert_frame_equal(chart.data, again[name].data, check_dtype=False, obj=name)
+    assert june_a["summary"].n_customers > 0
+
+
 def test_filters_combine_with_and(shop, raw):
     c = raw["customers"]
     expected = int(((c["country"] == "FR") & (c["acquisition_channel"] == "email")).sum())

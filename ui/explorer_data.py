@@ -89,7 +89,7 @@ def personas_key(*filters: CustomerFilter) -> str:
     if isinstance(held, _SessionCursor) and held.personas != signature:
         with held.lock:
             if held.personas:
-                explore.clear_cache(held.cursor)
+                explore.clear_cache(held.cursor, ranges=False)  # ranges do not depend on personas
             held.personas = signature
     return signature
 
