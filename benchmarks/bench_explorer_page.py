@@ -4,8 +4,7 @@
 
 The shop needs customer features (`bench_features.py` computes them). The page runs in
 Streamlit's AppTest, in this process: one session opens the explorer, then for each typical
-filter of `bench_features.py` (plus two behavioural segments and, when the shop has
-personas, the first persona) sets the filter bar's widgets and the view, and reruns the
+filter of `bench_features.py` sets the filter bar's widgets and the view, and reruns the
 page. A run's time is the server-side time of one re-render: the engine calls, the
 Streamlit caches, building the Plotly figures and the page's elements (no browser drawing).
 The demographics and behaviour views are timed separately (the page shows one at a time);
@@ -34,7 +33,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from persona_engine import explore  # noqa: E402
 from persona_engine.explore import CustomerFilter  # noqa: E402
-from persona_engine.store import fetch_value, open_store  # noqa: E402
+from persona_engine.store import open_store  # noqa: E402
 from ui.explorer_data import SESSION_CURSOR  # noqa: E402
 from ui.explorer_filters import DATES_KEY, FILTERS, VIEW_KEY  # noqa: E402
 
@@ -45,12 +44,7 @@ def filters_of(db: str) -> dict[str, CustomerFilter]:
     store = open_store(db, read_only=True)
     try:
         cur = store.cursor()
-        filters = typical_filters(cur)
-        filters["two segments"] = CustomerFilter(segments=["cart_abandoners", "loyal_buyers"])
-        persona = fetch_value(cur, "SELECT min(persona_id) FROM personas")
-        if persona is not None:
-            filters["persona"] = CustomerFilter(persona_ids=[int(persona)])
-        return filters
+        return typical_filters(cur)
     finally:
         store.close()
 

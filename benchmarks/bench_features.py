@@ -81,7 +81,7 @@ def typical_filters(cur: duckdb.DuckDBPyConnection) -> dict[str, CustomerFilter]
         cur, "SELECT acquisition_channel FROM analysis_customers GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
     )
     last = fetch_value(cur, "SELECT max(reference_date) FROM customer_features")
-    return {
+    filters = {
         "everyone": CustomerFilter(),
         "country": CustomerFilter(countries=[country]),
         "country+channel+device": CustomerFilter(
@@ -93,7 +93,12 @@ def typical_filters(cur: duckdb.DuckDBPyConnection) -> dict[str, CustomerFilter]
         "last 90 days+country": CustomerFilter(
             start=last - timedelta(days=90), end=last - timedelta(days=1), countries=[country]
         ),
+        "two segments": CustomerFilter(segments=["cart_abandoners", "loyal_buyers"]),
     }
+    persona = fetch_value(cur, "SELECT min(persona_id) FROM personas")
+    if persona is not None:  # a persona's members: the one filter the cubes cannot hold
+        filters["persona"] = CustomerFilter(persona_ids=[int(persona)])
+    return filters
 
 
 def ensure_shop(path: str, customers: int) -> None:
