@@ -37,9 +37,9 @@ if flt is None:
 personas = explorer_data.personas_key(flt)
 
 with guard():
-    # The first call for a filter finds its customers (and rolls up a new date range): the
-    # only step that can take seconds on a large shop.
-    with st.spinner(t("explorer.computing"), show_time=True):
+    # The first call for a filter finds its customers (and rolls up a new date range, shared
+    # with the other sessions): the only step that can take seconds on a large shop.
+    with st.spinner(t("explorer.computing_range" if flt.has_dates else "explorer.computing"), show_time=True):
         summary = explorer_data.chart(version, personas, "summary", flt)
     if not summary.available:
         st.info(t(f"explorer.reason.{summary.reason}"))
