@@ -340,6 +340,7 @@ _RANGE_CUSTOMERS = "customers"  # suffix: the customers active in the range, wit
 _SHARED_RANGES = "explorer_ranges"  # the attached in-memory database
 _LOCAL_RANGES = "explorer_range_"  # prefix of a cursor's own (temporary) range tables
 _RANGE_SLOTS = 4
+_RANGE_IN_USE_S = 60.0  # a range read this recently is not dropped below twice the slots
 _RANGE_LOCK = threading.Lock()
 
 # $s, $e: the range as [start, end) timestamps. A session converted when its order is
@@ -484,10 +485,15 @@ def _ensure_range(cur: duckdb.DuckDBPyConnection, state: _State, flt: CustomerFi
         if found:
             generation = int(found[0][0])
         else:
-            kept = cur.execute(f"SELECT generation FROM {table} ORDER BY used DESC", []).fetchall()  # noqa: S608 - constant name
-            for (old,) in kept[_RANGE_SLOTS - 1:]:
-                _drop_range(cur, f"{_SHARED_RANGES}.r{int(old)}_")
-                cur.execute(f"DELETE FROM {table} WHERE generation = ?", [old])  # noqa: S608 - constant name
+            # Beyond the most recent ranges, drop those no page has read for a while: a
+            # range read moments ago may be in the middle of a page run. Twice the slots
+            # at most, whatever their use.
+            kept = cur.execute(f"SELECT generation, used FROM {table} ORDER BY used DESC", []).fetchall()  # noqa: S608 - constant name
+            now = time.time()
+            for i, (old, used) in enumerate(kept):
+                if i >= 2 * _RANGE_SLOTS - 1 or (i >= _RANGE_SLOTS - 1 and now - used > _RANGE_IN_USE_S):
+                    _drop_range(cur, f"{_SHARED_RANGES}.r{int(old)}_")
+                    cur.execute(f"DELETE FROM {table} WHERE generation = ?", [old])  # noqa: S608 - constant name
             generation = int(fetch_value(cur, f"SELECT coalesce(max(generation), 0) + 1 FROM {table}") or 1)  # noqa: S608 - constant name
             prefix = f"{_SHARED_RANGES}.r{generation}_"
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from datetime import date, datetime, timedelta
 
 import duckdb
@@ -321,6 +322,7 @@ def test_cursors_of_a_store_share_date_ranges_and_evicted_ones_are_rebuilt(store
     # built. With room for two ranges, a third evicts the least recently used; a cursor
     # asking for an evicted range gets it rebuilt, with the same numbers.
     monkeypatch.setattr(explore, "_RANGE_SLOTS", 2)
+    monkeypatch.setattr(explore, "_RANGE_IN_USE_S", 0.0)
     a, b = store.cursor(), store.cursor()
     build_small_shop(a)
     compute_customer_features(a)
@@ -346,6 +348,49 @@ def test_cursors_of_a_store_share_date_ranges_and_evicted_ones_are_rebuilt(store
     for name, chart in june_a.items():
         pd.testing.assert_frame_equal(chart.data, again[name].data, check_dtype=False, obj=name)
     assert june_a["summary"].n_customers > 0
+
+
+def test_a_range_read_moments_ago_is_kept_beyond_the_slots(store, monkeypatch):
+    # A page run in progress may still read a range: it is not dropped for a new one until
+    # it has gone unread for a while, within twice the slots.
+    monkeypatch.setattr(explore, "_RANGE_SLOTS", 1)
+    cur = store.cursor()
+    build_small_shop(cur)
+    compute_customer_features(cur)
+    for month in (6, 7, 8):
+        audience_summary(cur, CustomerFilter(start=date(2024, month, 1), end=date(2024, month, 28)))
+    assert cur.execute("SELECT count(*) FROM explorer_ranges.ranges").fetchall() == [(2,)]
+
+
+def test_sessions_asking_for_a_new_range_at_once_build_it_once(tmp_path):
+    # Four sessions (threads, one cursor each) open the same new range together: one
+    # builds it, the others wait and read it, and all see the same numbers.
+    store = open_store(tmp_path / "shop.duckdb")
+    setup = store.cursor()
+    build_small_shop(setup)
+    compute_customer_features(setup)
+    flt = CustomerFilter(start=date(2024, 6, 1), end=date(2024, 9, 30))
+    results: list[pd.DataFrame] = []
+    errors: list[BaseException] = []
+
+    def session() -> None:
+        try:
+            cur = store.cursor()
+            results.append(order_mix(cur, flt, "channel").data)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=session) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert setup.execute("SELECT count(*) FROM explorer_ranges.ranges").fetchall() == [(1,)]
+    for other in results[1:]:
+        pd.testing.assert_frame_equal(results[0], other)
+    assert results[0]["orders"].sum() > 0
+    store.close()
 
 
 def test_filters_combine_with_and(shop, raw):
