@@ -113,9 +113,9 @@ def _categories(frame: pd.DataFrame, currency: str) -> go.Figure:
 
 
 def _weekday_hour(frame: pd.DataFrame) -> go.Figure:
-    cells = frame.set_index(["weekday", "hour"])["orders"]
+    grid = frame.pivot(index="weekday", columns="hour", values="orders").reindex(index=range(7), columns=range(24))
     days = [label("weekday", d) for d in range(7)]
-    z = [[int(cells.loc[(d, h)]) for h in range(24)] for d in range(7)]
+    z = [[int(v) for v in row] for row in grid.fillna(0).to_numpy()]
     hover = [[t("explorer.weekday_hover", day=days[d], hour=h, n=fmt.number(z[d][h])) for h in range(24)]
              for d in range(7)]
     return heatmap(z, [f"{h:02d}" for h in range(24)], days, x_title=t("explorer.hour_axis"), y_title="",
