@@ -164,14 +164,12 @@ def test_load_mapping_validates_and_explains(tmp_path):
     with pytest.raises(ImportRejected, match="table orders has no field 'total'"):
         load_mapping({"table": "orders", "columns": {"total": "Total"}})
     yaml_file = tmp_path / "m.yaml"
-    yaml_file.write_text("table: orders\ncolumns:\n  order_id: Invoice\n")
-    try:
-        import yaml  # noqa: F401
-    except ImportError:
-        with pytest.raises(ImportRejected, match="YAML mappings need the PyYAML package"):
-            load_mapping(yaml_file)
-    else:
-        assert load_mapping(yaml_file)[0]["columns"] == {"order_id": "Invoice"}
+    yaml_file.write_text("table: orders\ncolumns:\n  order_id: Invoice\n  amount: Total TTC\n")
+    assert load_mapping(yaml_file)[0]["columns"] == {"order_id": "Invoice", "amount": "Total TTC"}
+    bad_yaml = tmp_path / "bad.yml"
+    bad_yaml.write_text("table: orders\ncolumns: [order_id: Invoice\n")
+    with pytest.raises(ImportRejected, match="bad.yml is not valid YAML"):
+        load_mapping(bad_yaml)
 
 
 def test_propose_mapping_matches_names_spellings_and_typos():

@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml  # type: ignore[import-untyped]
+
 from persona_engine.errors import ImportRejected
 from persona_engine.ingest.parse import Field, match_columns, normalise_name
 
@@ -124,13 +126,6 @@ TABLE_FILE_NAMES = {
 
 def _parse_text(text: str, source: str) -> Any:
     if source.lower().endswith((".yml", ".yaml")):
-        try:
-            import yaml  # type: ignore[import-untyped]
-        except ImportError as e:
-            raise ImportRejected(
-                f"{source}: YAML mappings need the PyYAML package, which is not installed; "
-                "write the mapping as JSON"
-            ) from e
         try:
             return yaml.safe_load(text)
         except yaml.YAMLError as e:
