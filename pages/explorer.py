@@ -31,6 +31,8 @@ if explorer_data.features_ready(version) is None:
     st.stop()
 
 options = explorer_data.options(version, explorer_data.personas_signature())
+if options.first_day is not None and options.last_day is not None:
+    explorer_data.prepare_periods(version, options.first_day, options.last_day)
 flt = filter_bar(options)
 if flt is None:
     st.stop()

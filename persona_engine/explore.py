@@ -339,7 +339,7 @@ _ROLLUPS: dict[str, tuple[str, str]] = {
 _RANGE_CUSTOMERS = "customers"  # suffix: the customers active in the range, with their counts
 _SHARED_RANGES = "explorer_ranges"  # the attached in-memory database
 _LOCAL_RANGES = "explorer_range_"  # prefix of a cursor's own (temporary) range tables
-_RANGE_SLOTS = 4
+_RANGE_SLOTS = 5  # the usual periods, prepared ahead, and two more
 _RANGE_IN_USE_S = 60.0  # a range read this recently is not dropped below twice the slots
 _RANGE_LOCK = threading.Lock()
 
@@ -504,6 +504,32 @@ def _ensure_range(cur: duckdb.DuckDBPyConnection, state: _State, flt: CustomerFi
             cur.execute(f"INSERT INTO {table} VALUES (?, ?, ?)", [generation, key, time.time()])  # noqa: S608 - constant name
         cur.execute(f"UPDATE {table} SET used = ? WHERE generation = ?", [time.time(), generation])  # noqa: S608 - constant name
     return f"{_SHARED_RANGES}.r{generation}_"
+
+
+# The usual periods a marketer looks at, in days up to the data's last day: the filter bar
+# offers them in one click, and the app prepares their rollups ahead (prepare_periods).
+PERIODS: tuple[int, ...] = (30, 90, 365)
+
+
+def period_range(days: int, first_day: date, last_day: date) -> tuple[date, date]:
+    """The last `days` days of the data (both ends inclusive), never before its first day."""
+    return max(first_day, last_day - timedelta(days=days - 1)), last_day
+
+
+def prepare_periods(cur: duckdb.DuckDBPyConnection, first_day: date, last_day: date) -> list[int]:
+    """Build the rollups of PERIODS ahead, shared with every session of the store, so that
+    picking one of them is as quick as any other filter; most used first. Returns the
+    periods prepared: none when features were never computed or the store is read-only
+    (ranges are then per session)."""
+    state = _state(cur)
+    if state is None or not _shared_ranges(cur):
+        return []
+    done = []
+    for days in sorted(PERIODS, key=lambda d: (d != 90, d)):
+        start, end = period_range(days, first_day, last_day)
+        _ensure_range(cur, state, CustomerFilter(start=start, end=end))
+        done.append(days)
+    return done
 
 
 def _audience_sql(

@@ -710,5 +710,35 @@ def test_date_range_works_on_a_read_only_database(tmp_path):
         # Changing the range rebuilds the cached set of active customers.
         wider = CustomerFilter(start=(REF_TS - timedelta(days=300)).date())
         assert size(ro.cursor(), wider) > size(ro.cursor(), flt)
+        # No shared ranges on a read-only store: nothing is prepared ahead, no error.
+        assert explore.prepare_periods(ro.cursor(), date(2024, 1, 1), REF_TS.date()) == []
     finally:
         ro.close()
+
+
+def test_usual_periods_are_prepared_ahead_and_read_by_a_later_filter(tmp_path):
+    db = tmp_path / "shop.duckdb"
+    store = open_store(db)
+    cur = store.cursor()
+    build_small_shop(cur)
+    compute_customer_features(cur)
+    first, last = date(2024, 1, 1), REF_TS.date() - timedelta(days=1)
+    assert explore.period_range(30, first, last) == (last - timedelta(days=29), last)
+    assert explore.period_range(10_000, first, last) == (first, last)  # never before the data
+    assert sorted(explore.prepare_periods(store.cursor(), first, last)) == sorted(explore.PERIODS)
+    built = cur.execute("SELECT count(*) FROM explorer_ranges.ranges").fetchall()
+    assert built == [(len(explore.PERIODS),)]
+    start, end = explore.period_range(90, first, last)
+    flt = CustomerFilter(start=start, end=end)
+    prepared = every_chart(store.cursor(), flt)
+    assert cur.execute("SELECT count(*) FROM explorer_ranges.ranges").fetchall() == built  # read, not built
+    store.close()
+    # The same numbers as a range built on demand, in a store of its own.
+    fresh = open_store(db)
+    try:
+        on_demand = every_chart(fresh.cursor(), flt)
+    finally:
+        fresh.close()
+    for name, chart in prepared.items():
+        pd.testing.assert_frame_equal(chart.data, on_demand[name].data, check_dtype=False, obj=name)
+    assert prepared["summary"].n_customers > 0

@@ -292,6 +292,25 @@ def test_sessions_keep_their_cursor_and_share_a_date_range(shop):
     assert customers_shown(other) == engine_customers(shop, expected)
 
 
+def test_a_usual_period_sets_the_date_range_in_one_click(shop):
+    from persona_engine.explore import filter_options, period_range
+
+    s = open_store(shop)
+    try:
+        options = filter_options(s.cursor())
+    finally:
+        s.close()
+    at = open_explorer()
+    at.button_group(key="explorer_period").set_value(90).run()
+    assert not at.exception, at.exception
+    start, end = period_range(90, options.first_day, options.last_day)
+    assert at.date_input(key="explorer_dates").value == (start, end)
+    assert at.query_params["start"] == start.isoformat() and at.query_params["end"] == end.isoformat()
+    assert customers_shown(at) == engine_customers(shop, CustomerFilter(start=start, end=end))
+    # The pick is forgotten once applied: the same period can be picked again later.
+    assert at.button_group(key="explorer_period").value is None
+
+
 def test_a_filter_that_keeps_nobody_says_so(shop):
     # Québec is a region of Canada: no customer lives in France and in Québec.
     at = open_explorer({"country": "France", "region": "Québec"})

@@ -6,21 +6,25 @@ makes every result stale at once. A filter on personas adds the personas' finger
 the key: members change without the data version changing. The audience export is never
 cached: it reads the consent view at the moment of the click.
 
-The engine keeps the filtered customers and the rollups of a date range in the temporary
-tables of the cursor it is given. Streamlit runs every rerun on a new thread, so the
-per-thread `data.cursor()` would rebuild them at each click (about 9 s for a three-month
-range on a million customers). Each browser session therefore gets its own cursor, kept in
-its session state, and used under a lock: a rerun that interrupts another waits for the
-query in progress instead of sharing the cursor with it.
+The engine keeps the filtered customers in the temporary tables of the cursor it is given
+(the rollups of a date range are shared by every cursor of the store). Streamlit runs every
+rerun on a new thread, so the per-thread `data.cursor()` would rebuild them at each click.
+Each browser session therefore gets its own cursor, kept in its session state, and used
+under a lock: a rerun that interrupts another waits for the query in progress instead of
+sharing the cursor with it.
+
+The rollups of the usual periods (explore.PERIODS) are prepared once per data version, on
+a thread of their own, when the explorer first opens.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 import duckdb
 import pandas as pd
@@ -170,6 +174,25 @@ def save_rules(new_rules: BehaviourRules) -> int:
     written = assign_segments(data.cursor(), new_rules)
     data.bump_data_version()
     return written
+
+
+_log = logging.getLogger(__name__)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def prepare_periods(version: str, first_day: date, last_day: date) -> threading.Thread:
+    """Start building the usual periods' rollups (once per data version and process)."""
+    store = data.store()
+
+    def prepare() -> None:
+        try:
+            explore.prepare_periods(store.connection.cursor(), first_day, last_day)
+        except Exception:  # a later click builds the period itself; nothing is lost
+            _log.exception("preparing the explorer periods failed")
+
+    thread = threading.Thread(target=prepare, name="explorer-periods", daemon=True)
+    thread.start()
+    return thread
 
 
 def compute_features() -> int:

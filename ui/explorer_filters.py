@@ -16,7 +16,7 @@ from typing import Any
 
 import streamlit as st
 
-from persona_engine.explore import CustomerFilter, FilterOptions
+from persona_engine.explore import PERIODS, CustomerFilter, FilterOptions, period_range
 from ui.explorer_charts import segment_label
 from ui.i18n import current_language, label, t
 
@@ -97,6 +97,20 @@ def _seed(options: FilterOptions) -> None:
         st.session_state[VIEW_KEY] = view if view in VIEWS else VIEWS[0]
 
 
+PERIOD_KEY = "explorer_period"
+
+
+def _apply_period(first_day: date, last_day: date) -> None:
+    """A period picked: it becomes the date range (a new widget default), then the pick is
+    forgotten so that the same period can be picked again after the dates changed."""
+    days = st.session_state.get(PERIOD_KEY)
+    if days:
+        picked = period_range(int(days), first_day, last_day)
+        st.session_state[DATES_SEED] = picked
+        st.session_state[DATES_KEY] = picked  # the widget in the browser shows it too
+    st.session_state[PERIOD_KEY] = None
+
+
 def _clear() -> None:
     for param in FILTERS:
         st.session_state[param.key] = []
@@ -127,6 +141,11 @@ def filter_bar(options: FilterOptions) -> CustomerFilter | None:
             format="DD/MM/YYYY" if current_language() == "fr" else "YYYY/MM/DD",
             disabled=options.first_day is None,
         )
+        if options.first_day is not None and options.last_day is not None:
+            first.pills(
+                t("explorer.periods"), list(PERIODS), key=PERIOD_KEY, format_func=lambda d: t(f"explorer.period_{d}"),
+                on_change=_apply_period, args=(options.first_day, options.last_day), label_visibility="collapsed",
+            )
         columns = rest + list(st.columns(len(visible) - len(rest)))
         picked: dict[str, list[Any]] = {}
         for param, column in zip(visible, columns, strict=False):
