@@ -75,7 +75,7 @@ def wait_for_periods(at: AppTest, timeout_s: float = 600.0) -> None:
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         try:
-            if cur.execute("SELECT count(*) FROM explorer_ranges.ranges").fetchall()[0][0] >= len(explore.PERIODS):
+            if cur.execute("SELECT count(*) FROM explorer_ranges.ranges WHERE ready AND cubes").fetchall()[0][0] >= len(explore.PERIODS):
                 return
         except Exception:  # noqa: BLE001 - the shared ranges are not attached yet
             pass

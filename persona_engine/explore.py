@@ -16,12 +16,14 @@ customers active in the range with their RFM as of the reference date.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -39,6 +41,8 @@ from persona_engine.segments import (
 from persona_engine.store import fetch_df, fetch_value
 
 # Groups of fewer customers than this are marked too small to trust (issue 4).
+_log = logging.getLogger(__name__)
+
 MIN_GROUP_SIZE = 30
 
 # Reason codes of an unavailable chart; the UI catalogue words them.
@@ -203,11 +207,12 @@ class CustomerFilter:
 class _Sql:
     """Collects the bound values of one statement; `bind` returns their placeholder."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "p") -> None:
+        self.prefix = prefix  # another prefix keeps two statements' values apart in one query
         self.params: dict[str, Any] = {}
 
     def bind(self, value: Any) -> str:
-        name = f"p{len(self.params)}"
+        name = f"{self.prefix}{len(self.params)}"
         self.params[name] = value
         return f"${name}"
 
@@ -311,9 +316,13 @@ def clear_cache(cur: duckdb.DuckDBPyConnection, ranges: bool = True) -> None:
     cur.execute(f"DROP TABLE IF EXISTS {_REGISTRY}")  # noqa: S608 - constant
     if ranges and _shared_ranges(cur):
         with _RANGE_LOCK:
-            for (generation,) in cur.execute(f"SELECT generation FROM {_SHARED_RANGES}.ranges").fetchall():  # noqa: S608 - constant
-                _drop_range(cur, f"{_SHARED_RANGES}.r{int(generation)}_")
-            cur.execute(f"DELETE FROM {_SHARED_RANGES}.ranges")  # noqa: S608 - constant
+            built = cur.execute(f"SELECT generation, key FROM {_SHARED_RANGES}.ranges").fetchall()  # noqa: S608 - constant
+            locks = [(g, _RANGE_BUILDS.setdefault(k, threading.Lock())) for g, k in built]
+        for generation, lock in locks:
+            with lock:  # a build in progress ends first
+                with _RANGE_LOCK:
+                    _drop_range(cur, f"{_SHARED_RANGES}.r{int(generation)}_")
+                    cur.execute(f"DELETE FROM {_SHARED_RANGES}.ranges WHERE generation = ?", [generation])  # noqa: S608 - constant
 
 
 def _filter_key(state: _State, flt: CustomerFilter) -> str:
@@ -447,7 +456,8 @@ def _build_range(cur: duckdb.DuckDBPyConnection, prefix: str, create: str, start
 
 
 def _drop_range(cur: duckdb.DuckDBPyConnection, prefix: str) -> None:
-    for suffix in (*(s for _, s in _ROLLUPS.values()), _RANGE_CUSTOMERS, "session_slots"):
+    tables = (*(s for _, s in _ROLLUPS.values()), _RANGE_CUSTOMERS, "session_slots", *CUBE_TABLES.values())
+    for suffix in dict.fromkeys(tables):
         cur.execute(f"DROP TABLE IF EXISTS {prefix}{suffix}")
 
 
@@ -457,20 +467,43 @@ def _shared_ranges(cur: duckdb.DuckDBPyConnection) -> bool:
     try:
         cur.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {_SHARED_RANGES}")
         cur.execute(
-            f"CREATE TABLE IF NOT EXISTS {_SHARED_RANGES}.ranges "
-            "(generation INTEGER PRIMARY KEY, key VARCHAR NOT NULL, used DOUBLE NOT NULL)"
+            f"CREATE TABLE IF NOT EXISTS {_SHARED_RANGES}.ranges (generation INTEGER PRIMARY KEY, "
+            "key VARCHAR NOT NULL, used DOUBLE NOT NULL, ready BOOLEAN NOT NULL, cubes BOOLEAN NOT NULL)"
         )
     except duckdb.Error:
         return False
     return True
 
 
-def _ensure_range(cur: duckdb.DuckDBPyConnection, state: _State, flt: CustomerFilter) -> str:
-    """The prefix of the tables of the filter's date range, built unless they exist.
+def _write_range_cubes(cur: duckdb.DuckDBPyConnection, prefix: str, start: datetime, end: datetime) -> None:
+    """The cubes of a date range: the lifetime cubes' cells, for the customers active in the
+    range, over the range's rollups; the stats cube also counts who bought in the months
+    the range touches. Filters on cells inside the range then read them."""
+    only = f"JOIN {prefix}{_RANGE_CUSTOMERS} rc ON rc.customer_id = f.customer_id"
+    for sql in _CELLS_SQL:
+        cur.execute(sql.format(only=only))
+    for table in dict.fromkeys(CUBE_TABLES.values()):
+        cur.execute(f"CREATE OR REPLACE TABLE {prefix}{table} AS SELECT * FROM {table} LIMIT 0")  # noqa: S608 - code constants
+    cur.execute(f"ALTER TABLE {prefix}cube_stats ADD COLUMN month_buyers BIGINT")
+    for name in (*_BUNDLES, "demographics"):
+        sql = _demographics_cube_sql(prefix) if name == "demographics" else _cube_insert_sql(name, prefix)
+        cur.execute(sql, {k: v for k, v in (("s", start), ("e", end)) if f"${k}" in sql})
+    cur.execute("DROP TABLE feature_cells")
+    cur.execute("DROP TABLE feature_cell_dims")
+
+
+_RANGE_BUILDS: dict[str, threading.Lock] = {}  # range key -> lock of its build
+
+
+def _ensure_range(
+    cur: duckdb.DuckDBPyConnection, state: _State, flt: CustomerFilter, cubes: bool = False
+) -> tuple[str, bool]:
+    """The prefix of the tables of the filter's date range, built unless they exist, and
+    whether the range has its cubes (built when `cubes` is asked for).
 
     Shared ranges get a new generation number each time one is built, never reused: a
     cursor still holding the prefix of a range since dropped gets an error, never another
-    range's numbers.
+    range's numbers. One lock per range: a session waits for the build of its range only.
     """
     start, end = _bounds(flt)
     key = f"{state.key}|{start.isoformat()}|{end.isoformat()}"
@@ -478,32 +511,85 @@ def _ensure_range(cur: duckdb.DuckDBPyConnection, state: _State, flt: CustomerFi
         if _registry_key(cur, "range") != key:
             _build_range(cur, _LOCAL_RANGES, "CREATE OR REPLACE TEMP TABLE", start, end)
             _register(cur, "range", key)
-        return _LOCAL_RANGES
+        return _LOCAL_RANGES, False
     table = f"{_SHARED_RANGES}.ranges"
+
+    def ready() -> tuple[int, bool] | None:
+        with _RANGE_LOCK:
+            found = cur.execute(f"SELECT generation, cubes FROM {table} WHERE key = ? AND ready", [key]).fetchall()  # noqa: S608 - constant name
+            if not found:
+                return None
+            cur.execute(f"UPDATE {table} SET used = ? WHERE generation = ?", [time.time(), found[0][0]])  # noqa: S608 - constant name
+            return int(found[0][0]), bool(found[0][1])
+
+    found = ready()
+    if found is None or (cubes and not found[1]):
+        with _RANGE_LOCK:
+            build_lock = _RANGE_BUILDS.setdefault(key, threading.Lock())
+        with build_lock:
+            found = ready()  # built meanwhile by another session
+            if found is None:
+                found = (_new_range(cur, table, key, start, end), False)
+                if not cubes and RANGE_CUBES_LATER:
+                    # This page reads the customers' rows; the next filter changes inside
+                    # the range read its cubes, once a thread of their own has built them.
+                    # Not a daemon (said explicitly: the flag is inherited from the caller's
+                    # thread): the process waits for it rather than stopping it in the middle
+                    # of the database's work.
+                    threading.Thread(
+                        target=_range_cubes_later, args=(cur.cursor(), state, flt),
+                        name="explorer-range-cubes", daemon=False,
+                    ).start()
+            if cubes and not found[1]:
+                prefix = f"{_SHARED_RANGES}.r{found[0]}_"
+                _write_range_cubes(cur, prefix, start, end)
+                with _RANGE_LOCK:
+                    cur.execute(f"UPDATE {table} SET cubes = true WHERE generation = ?", [found[0]])  # noqa: S608 - constant name
+                found = (found[0], True)
+    return f"{_SHARED_RANGES}.r{found[0]}_", found[1]
+
+
+RANGE_CUBES_LATER = True  # build a new range's cubes on a thread after its first use
+
+
+def _range_cubes_later(cur: duckdb.DuckDBPyConnection, state: _State, flt: CustomerFilter) -> None:
+    try:
+        _ensure_range(cur, state, flt, cubes=True)
+    except Exception:  # the range stays readable from its rollups; nothing is lost
+        _log.debug("building the cubes of a date range failed", exc_info=True)
+    finally:
+        with contextlib.suppress(duckdb.Error):  # the store may have been closed meanwhile
+            cur.close()
+
+
+def _new_range(cur: duckdb.DuckDBPyConnection, table: str, key: str, start: datetime, end: datetime) -> int:
+    """Build a range's rollups under a new generation number; returns the number."""
     with _RANGE_LOCK:
-        found = cur.execute(f"SELECT generation FROM {table} WHERE key = ?", [key]).fetchall()  # noqa: S608 - constant name
-        if found:
-            generation = int(found[0][0])
-        else:
-            # Beyond the most recent ranges, drop those no page has read for a while: a
-            # range read moments ago may be in the middle of a page run. Twice the slots
-            # at most, whatever their use.
-            kept = cur.execute(f"SELECT generation, used FROM {table} ORDER BY used DESC", []).fetchall()  # noqa: S608 - constant name
-            now = time.time()
-            for i, (old, used) in enumerate(kept):
-                if i >= 2 * _RANGE_SLOTS - 1 or (i >= _RANGE_SLOTS - 1 and now - used > _RANGE_IN_USE_S):
-                    _drop_range(cur, f"{_SHARED_RANGES}.r{int(old)}_")
-                    cur.execute(f"DELETE FROM {table} WHERE generation = ?", [old])  # noqa: S608 - constant name
-            generation = int(fetch_value(cur, f"SELECT coalesce(max(generation), 0) + 1 FROM {table}") or 1)  # noqa: S608 - constant name
-            prefix = f"{_SHARED_RANGES}.r{generation}_"
-            try:
-                _build_range(cur, prefix, "CREATE OR REPLACE TABLE", start, end)
-            except BaseException:
-                _drop_range(cur, prefix)
-                raise
-            cur.execute(f"INSERT INTO {table} VALUES (?, ?, ?)", [generation, key, time.time()])  # noqa: S608 - constant name
-        cur.execute(f"UPDATE {table} SET used = ? WHERE generation = ?", [time.time(), generation])  # noqa: S608 - constant name
-    return f"{_SHARED_RANGES}.r{generation}_"
+        # Beyond the most recent ranges, drop those no page has read for a while: a range
+        # read moments ago may be in the middle of a page run. Twice the slots at most,
+        # whatever their use. Ranges being built are left alone.
+        kept = cur.execute(f"SELECT generation, used, key FROM {table} WHERE ready ORDER BY used DESC", []).fetchall()  # noqa: S608 - constant name
+        now = time.time()
+        for i, (old, used, old_key) in enumerate(kept):
+            building = _RANGE_BUILDS.get(old_key)
+            if building is not None and building.locked():  # its cubes are being written
+                continue
+            if i >= 2 * _RANGE_SLOTS - 1 or (i >= _RANGE_SLOTS - 1 and now - used > _RANGE_IN_USE_S):
+                _drop_range(cur, f"{_SHARED_RANGES}.r{int(old)}_")
+                cur.execute(f"DELETE FROM {table} WHERE generation = ?", [old])  # noqa: S608 - constant name
+        generation = int(fetch_value(cur, f"SELECT coalesce(max(generation), 0) + 1 FROM {table}") or 1)  # noqa: S608 - constant name
+        cur.execute(f"INSERT INTO {table} VALUES (?, ?, ?, false, false)", [generation, key, now])  # noqa: S608 - constant name
+    prefix = f"{_SHARED_RANGES}.r{generation}_"
+    try:
+        _build_range(cur, prefix, "CREATE OR REPLACE TABLE", start, end)
+    except BaseException:
+        with _RANGE_LOCK:
+            _drop_range(cur, prefix)
+            cur.execute(f"DELETE FROM {table} WHERE generation = ?", [generation])  # noqa: S608 - constant name
+        raise
+    with _RANGE_LOCK:
+        cur.execute(f"UPDATE {table} SET ready = true, used = ? WHERE generation = ?", [time.time(), generation])  # noqa: S608 - constant name
+    return generation
 
 
 # The usual periods a marketer looks at, in days up to the data's last day: the filter bar
@@ -527,7 +613,7 @@ def prepare_periods(cur: duckdb.DuckDBPyConnection, first_day: date, last_day: d
     done = []
     for days in sorted(PERIODS, key=lambda d: (d != 90, d)):
         start, end = period_range(days, first_day, last_day)
-        _ensure_range(cur, state, CustomerFilter(start=start, end=end))
+        _ensure_range(cur, state, CustomerFilter(start=start, end=end), cubes=True)
         done.append(days)
     return done
 
@@ -606,6 +692,10 @@ class _Audience:
     revenue: float
     ranges: str = _LOCAL_RANGES  # prefix of the date range's tables, when dated
 
+    def cube_table(self, name: str) -> str:
+        """The cube of bundle `name` (a CUBE_TABLES key) the charts read: lifetime or range."""
+        return f"{self.ranges if self.dated else ''}{CUBE_TABLES[name]}"
+
     def table(self, kind: str) -> str:
         """The rollup of this kind (a _ROLLUPS key) the charts read: lifetime or range."""
         lifetime, suffix = _ROLLUPS[kind]
@@ -645,15 +735,16 @@ def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience 
     if state is None:
         return None
     key = _filter_key(state, flt)
-    ranges = _LOCAL_RANGES
-    if _uses_cubes(flt, state):
+    ranges, range_cubes = _ensure_range(cur, state, flt) if flt.has_dates else (_LOCAL_RANGES, False)
+    # A date range with its cubes answers the filters on cells as the lifetime cubes do.
+    cube = _uses_cubes(replace(flt, start=None, end=None), state) and (range_cubes or not flt.has_dates)
+    if cube:
         q = _Sql()
         where = _cube_where(flt, q)
-        shell = _Audience(key, state.key, True, where, q.params, False, False, False, 0, 0, 0, 0, 0, 0, 0.0)
+        shell = _Audience(key, state.key, True, where, q.params, flt.has_dates, False, False, 0, 0, 0, 0, 0, 0, 0.0,
+                          ranges=ranges)
         row = _bundle(cur, shell, "stats").iloc[0]
     else:
-        if flt.has_dates:
-            ranges = _ensure_range(cur, state, flt)
         if _registry_key(cur, "audience") != key:
             q = _Sql()
             cur.execute(
@@ -671,9 +762,9 @@ def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience 
         row = _cached(cur, "audience_stats", key, lambda: (stats_sql, {})).iloc[0]
     customers = 0 if pd.isna(row["customers"]) else int(row["customers"])
     complement = bitmap = False
-    if not _uses_cubes(flt, state) and customers:
+    if not cube and customers:
         bitmap = _ensure_bitmap(cur, state, key)
-    if not _uses_cubes(flt, state) and customers and not bitmap:
+    if not cube and customers and not bitmap:
         universe = f"{ranges}{_RANGE_CUSTOMERS}" if flt.has_dates else "customer_features"
         universe_size = int(_cached(
             cur, "universe_size", f"{key}|{universe}",
@@ -690,7 +781,6 @@ def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience 
     def count(column: str) -> int:
         return 0 if pd.isna(row[column]) else int(row[column])
 
-    cube = _uses_cubes(flt, state)
     return _Audience(
         key=key, state_key=state.key, cube=cube, cube_where=where if cube else "",
         cube_params=q.params if cube else {}, dated=flt.has_dates, complement=complement, bitmap=bitmap,
@@ -897,6 +987,26 @@ _BUNDLES: dict[str, _Bundle] = {
         universe="features",
     ),
 }
+# The stats of a date range's cube: its customers' counts in the range ({ranges}customers),
+# and who bought in the months the range touches ($s, $e: the range), for the monthly charts.
+_RANGE_STATS = _Bundle(
+    source=(
+        "(SELECT rc.*, rc.customer_id IN (SELECT customer_id FROM customer_order_months "
+        "WHERE month >= date_trunc('month', CAST($s AS DATE)) AND month < CAST($e AS DATE)) AS month_buyer "
+        "FROM {ranges}customers rc) r"
+    ),
+    keys=(),
+    measures=(
+        ("count(*)", "customers"),
+        ("count(*) FILTER (r.orders > 0)", "buyers"),
+        ("count(*) FILTER (r.visitor)", "visitors"),
+        ("count(*) FILTER (r.carter)", "carters"),
+        ("count(*) FILTER (r.categorised)", "categorised"),
+        ("coalesce(sum(r.orders), 0)", "orders"),
+        ("coalesce(sum(r.revenue), 0)", "revenue"),
+        ("count(*) FILTER (r.month_buyer)", "month_buyers"),
+    ),
+)
 # Bundle -> cube table; the demographics have their own queries (one pass, many fields).
 CUBE_TABLES: dict[str, str] = {
     "stats": "cube_stats",
@@ -922,19 +1032,19 @@ def _bundle(
 ) -> pd.DataFrame:
     """The result of bundle `name` for the filtered customers: from its cube when the filter
     allows, else from the customers' rows. `extra` is one more condition over `r` (its
-    values in `extra_params`), for the per-customer path only."""
+    values in `extra_params`) on a key column of the bundle."""
     spec = _BUNDLES[name]
     keys = ", ".join(n for _, n in spec.keys)
     if a.cube:
         measures = ", ".join(f"sum({n}) AS {n}" for _, n in spec.measures)
-        table = CUBE_TABLES[name]
-        dimension = " AND dimension = " + spec.keys[0][0] if table == "cube_sessions" else ""
+        table = a.cube_table(name)
+        dimension = " AND dimension = " + spec.keys[0][0] if CUBE_TABLES[name] == "cube_sessions" else ""
         # Names come from _BUNDLES and CUBE_TABLES; the filter's values are bound in cube_params.
         sql = (
-            f"SELECT {keys + ', ' if keys else ''}{measures} FROM {table} "  # noqa: S608
-            f"WHERE {a.cube_where}{dimension} GROUP BY ALL"
+            f"SELECT {keys + ', ' if keys else ''}{measures} FROM {table} r "  # noqa: S608
+            f"WHERE {a.cube_where}{dimension} AND {extra} GROUP BY ALL"
         )
-        return _cached(cur, name, a.key, lambda: (sql, dict(a.cube_params)))
+        return _cached(cur, name, a.key, lambda: (sql, {**a.cube_params, **(extra_params or {})}))
     source = spec.source.format(rollup=a.table(spec.rollup)) if spec.rollup else spec.source
     sql = (
         f"SELECT {_select_list(spec.keys + spec.measures)} FROM {source} "  # noqa: S608 - names from _BUNDLES; extra is a constant condition
@@ -968,15 +1078,19 @@ def _uses_cubes(flt: CustomerFilter, state: _State) -> bool:
     )
 
 
-# The cell of each customer with features, as a small integer: cubes are grouped on it
-# (cheaper than six text columns) and the cell's dimensions are joined back at the end.
-_CELLS_SQL = (
+# The segment sets, numbered in a fixed order (written with the lifetime cubes).
+_SEGMENT_SETS_SQL = (
     "DELETE FROM cube_segment_sets",
     """
     INSERT INTO cube_segment_sets
     SELECT row_number() OVER (ORDER BY segments), segments
     FROM (SELECT DISTINCT list_sort(coalesce(segments, [])) AS segments FROM customer_segments)
     """,
+)
+# The cell of each customer with features, as a small integer: cubes are grouped on it
+# (cheaper than six text columns) and the cell's dimensions are joined back at the end.
+# {only}: a join keeping some customers (those of a date range), or nothing.
+_CELLS_SQL = (
     """
     CREATE OR REPLACE TEMP TABLE feature_cells AS
     SELECT f.customer_id, c.country, c.region, c.acquisition_channel, f.main_device, s.rfm_group,
@@ -985,6 +1099,7 @@ _CELLS_SQL = (
     JOIN analysis_customers c ON c.customer_id = f.customer_id
     JOIN customer_segments s ON s.customer_id = f.customer_id
     JOIN cube_segment_sets sets ON sets.segments = list_sort(coalesce(s.segments, []))
+    {only}
     """,
     """
     CREATE OR REPLACE TEMP TABLE feature_cell_dims AS
@@ -1007,21 +1122,26 @@ _CELLS_SQL = (
 )
 
 
-def _cube_insert_sql(name: str) -> str:
-    spec = _BUNDLES[name]
-    lifetime = _ROLLUPS[spec.rollup][0] if spec.rollup else ""
-    source = spec.source.format(rollup=lifetime) if spec.rollup else spec.source
+def _cube_insert_sql(name: str, ranges: str | None = None) -> str:
+    """INSERT of bundle `name`'s cube from the lifetime rollups, or from the rollups of the
+    date range whose tables start with `ranges` (into cube tables of the same prefix)."""
+    spec = _RANGE_STATS if name == "stats" and ranges is not None else _BUNDLES[name]
+    rollup = ""
+    if spec.rollup:
+        lifetime, suffix = _ROLLUPS[spec.rollup]
+        rollup = lifetime if ranges is None else f"{ranges}{suffix}"
+    source = spec.source.format(rollup=rollup, ranges=ranges or "")
     dims = ", ".join(f"d.{d}" for d in (*CELL_DIMENSIONS, SEGMENT_CELL))
     # BY NAME: the segment column was added last to the tables (migration 12).
     return (
-        f"INSERT INTO {CUBE_TABLES[name]} BY NAME SELECT {dims}, agg.* EXCLUDE (cell_id) FROM ("  # noqa: S608 - names from _BUNDLES and CUBE_TABLES
+        f"INSERT INTO {ranges or ''}{CUBE_TABLES[name]} BY NAME SELECT {dims}, agg.* EXCLUDE (cell_id) FROM ("  # noqa: S608 - names from _BUNDLES and CUBE_TABLES
         f"SELECT cell.cell_id, {_select_list(spec.keys + spec.measures)} FROM {source} "
         f"JOIN feature_cells cell ON cell.customer_id = r.customer_id "
         f"WHERE {spec.where} GROUP BY ALL) agg JOIN feature_cell_dims d USING (cell_id)"
     )
 
 
-def _demographics_cube_sql() -> str:
+def _demographics_cube_sql(ranges: str = "") -> str:
     dims = ", ".join(f"d.{d}" for d in (*CELL_DIMENSIONS, SEGMENT_CELL))
     columns = ", ".join(f"{DEMOGRAPHIC_FIELDS[n][0]} AS d_{n}" for n in _SINGLE_VALUED)
     sets = ", ".join(f"(cell_id, d_{n})" for n in _SINGLE_VALUED)
@@ -1029,7 +1149,7 @@ def _demographics_cube_sql() -> str:
     value = " ".join(f"WHEN grouping(d_{n}) = 0 THEN CAST(d_{n} AS VARCHAR)" for n in _SINGLE_VALUED)
     # Identifiers and expressions come from DEMOGRAPHIC_FIELDS and CELL_DIMENSIONS.
     return (
-        f"INSERT INTO cube_demographics BY NAME SELECT {dims}, agg.field, agg.value, agg.customers "  # noqa: S608
+        f"INSERT INTO {ranges}cube_demographics BY NAME SELECT {dims}, agg.field, agg.value, agg.customers "  # noqa: S608
         f"FROM (SELECT cell_id, CASE {field} END AS field, CASE {value} END AS value, "
         f"count(*) AS customers FROM (SELECT cell.cell_id, {columns} FROM analysis_customers c "
         "JOIN feature_cells cell ON cell.customer_id = c.customer_id) "
@@ -1051,8 +1171,8 @@ def write_cubes(cur: duckdb.DuckDBPyConnection, only: Sequence[str] | None = Non
     names = [*_BUNDLES, "demographics"]
     if only is not None and "segments" not in only:
         names = list(only)
-    for sql in _CELLS_SQL:
-        cur.execute(sql)
+    for sql in (*_SEGMENT_SETS_SQL, *_CELLS_SQL):
+        cur.execute(sql.format(only=""))
     for table in dict.fromkeys(CUBE_TABLES[n] for n in names):
         cur.execute(f"DELETE FROM {table}")  # noqa: S608 - names from CUBE_TABLES
     for name in names:
@@ -1191,7 +1311,7 @@ def _demographics(cur: duckdb.DuckDBPyConnection, a: _Audience) -> pd.DataFrame:
     """Customers per value of every demographic field, in one pass: field, value, customers."""
     if a.cube:
         sql = (
-            "SELECT field, value, sum(customers) AS customers FROM cube_demographics "  # noqa: S608 - cube_where binds its values
+            f"SELECT field, value, sum(customers) AS customers FROM {a.cube_table('demographics')} "  # noqa: S608 - cube_where binds its values
             f"WHERE {a.cube_where} GROUP BY ALL"
         )
         return _cached(cur, "demographics", a.key, lambda: (sql, dict(a.cube_params)))
@@ -1536,10 +1656,14 @@ def _months(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, a: _Audience) -
     """Customers and revenue per (first-order month, order month), and how many customers
     bought in the months kept (every month a date range touches)."""
 
-    q = _Sql()
+    q = _Sql("m")  # joins the cube's bound values
     df = _bundle(cur, a, "months", _month_bounds(flt, q, "r.month"), q.params)
     if not flt.has_dates:
         return df, a.buyers
+    if a.cube:  # the range's stats cube counts them
+        sql = f"SELECT sum(month_buyers) AS n FROM {a.cube_table('stats')} WHERE {a.cube_where}"  # noqa: S608 - cube_where binds its values
+        n = _cached(cur, "months_customers", a.key, lambda: (sql, dict(a.cube_params))).iloc[0]["n"]
+        return df, 0 if pd.isna(n) else int(n)
 
     def count() -> tuple[str, dict[str, Any]]:
         q = _Sql()
@@ -1678,7 +1802,7 @@ def best_customers(
         sql = f"""
             WITH top AS (SELECT * FROM customer_features f
                          WHERE f.{column} IS NOT NULL
-                           AND f.customer_id IN (SELECT customer_id FROM ({_audience_sql(flt, q, features)}))
+                           AND f.customer_id IN (SELECT customer_id FROM ({_audience_sql(flt, q, features, a.ranges)}))
                          ORDER BY f.{column} DESC, f.customer_id LIMIT {int(n)})
         """ + details  # noqa: S608 - column from BEST_BY; the audience query binds its values; n an int
         def statement(sql: str = sql, params: dict[str, Any] = q.params) -> tuple[str, dict[str, Any]]:
@@ -1704,7 +1828,7 @@ def audience_export(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> Char
     state = _state(cur)
     if state is None:
         return _unavailable(NO_FEATURES, AUDIENCE_COLUMNS)
-    ranges = _ensure_range(cur, state, flt) if flt.has_dates else _LOCAL_RANGES
+    ranges = _ensure_range(cur, state, flt)[0] if flt.has_dates else _LOCAL_RANGES
     q = _Sql()
     sql = (
         "SELECT c.customer_id, CASE WHEN c.newsletter_opt_in "  # noqa: S608 - the audience query binds every value

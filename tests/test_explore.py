@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from datetime import date, datetime, timedelta
 
 import duckdb
@@ -323,6 +324,7 @@ def test_cursors_of_a_store_share_date_ranges_and_evicted_ones_are_rebuilt(store
     # asking for an evicted range gets it rebuilt, with the same numbers.
     monkeypatch.setattr(explore, "_RANGE_SLOTS", 2)
     monkeypatch.setattr(explore, "_RANGE_IN_USE_S", 0.0)
+    monkeypatch.setattr(explore, "RANGE_CUBES_LATER", False)  # no range busy with its cubes
     a, b = store.cursor(), store.cursor()
     build_small_shop(a)
     compute_customer_features(a)
@@ -354,6 +356,7 @@ def test_a_range_read_moments_ago_is_kept_beyond_the_slots(store, monkeypatch):
     # A page run in progress may still read a range: it is not dropped for a new one until
     # it has gone unread for a while, within twice the slots.
     monkeypatch.setattr(explore, "_RANGE_SLOTS", 1)
+    monkeypatch.setattr(explore, "RANGE_CUBES_LATER", False)  # no range busy with its cubes
     cur = store.cursor()
     build_small_shop(cur)
     compute_customer_features(cur)
@@ -391,6 +394,56 @@ def test_sessions_asking_for_a_new_range_at_once_build_it_once(tmp_path):
         pd.testing.assert_frame_equal(results[0], other)
     assert results[0]["orders"].sum() > 0
     store.close()
+
+
+@pytest.mark.parametrize(
+    "flt",
+    [
+        CustomerFilter(start=date(2024, 6, 1), end=date(2024, 9, 30)),
+        CustomerFilter(start=date(2024, 6, 10), end=date(2024, 8, 20), countries=["FR", "BE"]),
+        CustomerFilter(start=date(2024, 1, 1), end=date(2024, 12, 31), segments=["loyal_buyers", "cart_abandoners"],
+                       devices=["mobile"]),
+        CustomerFilter(start=date(2024, 3, 1), end=date(2024, 11, 30), rfm_groups=["lost", "at_risk", "hibernating"]),
+    ],
+)
+def test_date_range_cubes_and_customer_rows_agree(store, flt, monkeypatch):
+    # A range prepared with its cubes answers filters on cells from them; every chart must
+    # be the same as from the customers' rows of the range.
+    cur = store.cursor()
+    build_small_shop(cur)
+    compute_customer_features(cur)
+    state = explore._state(cur)
+    assert explore._ensure_range(cur, state, flt, cubes=True)[1]
+    from_cubes = every_chart(cur, flt)
+    assert explore._audience(cur, flt).cube
+    monkeypatch.setattr(explore, "_uses_cubes", lambda f, state: False)
+    explore.clear_cache(cur, ranges=False)  # cached results are keyed by filter, not by path
+    from_rows = every_chart(cur, flt)
+    assert not explore._audience(cur, flt).cube
+    for name, chart in from_cubes.items():
+        other = from_rows[name]
+        assert (chart.available, chart.reason, chart.n_customers) == (other.available, other.reason, other.n_customers), name
+        pd.testing.assert_frame_equal(chart.data, other.data, check_dtype=False, obj=name)
+    assert from_cubes["summary"].n_customers > 0
+
+
+def test_a_new_range_gets_its_cubes_after_its_first_use(store):
+    # The first page of a new range reads its customers' rows; a thread then builds the
+    # range's cubes, which the next filter changes inside the range read.
+    cur = store.cursor()
+    build_small_shop(cur)
+    compute_customer_features(cur)
+    flt = CustomerFilter(start=date(2024, 5, 1), end=date(2024, 10, 31), countries=["FR"])
+    first = every_chart(cur, flt)
+    deadline = time.time() + 60
+    while not cur.execute("SELECT bool_and(cubes) FROM explorer_ranges.ranges").fetchall()[0][0]:
+        assert time.time() < deadline, "the range's cubes were not built"
+        time.sleep(0.05)
+    explore.clear_cache(cur, ranges=False)
+    assert explore._audience(cur, flt).cube
+    later = every_chart(cur, flt)
+    for name, chart in first.items():
+        pd.testing.assert_frame_equal(chart.data, later[name].data, check_dtype=False, obj=name)
 
 
 def test_filters_combine_with_and(shop, raw):

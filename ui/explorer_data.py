@@ -190,7 +190,9 @@ def prepare_periods(version: str, first_day: date, last_day: date) -> threading.
         except Exception:  # a later click builds the period itself; nothing is lost
             _log.exception("preparing the explorer periods failed")
 
-    thread = threading.Thread(target=prepare, name="explorer-periods", daemon=True)
+    # Not a daemon (said explicitly: a thread inherits the flag of Streamlit's script thread):
+    # stopping the process waits for it rather than cutting the database's work short.
+    thread = threading.Thread(target=prepare, name="explorer-periods", daemon=False)
     thread.start()
     return thread
 

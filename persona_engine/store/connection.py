@@ -8,6 +8,7 @@ shared connection.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -114,10 +115,21 @@ class Store:
             self._local.cursor = cur
         return cur
 
-    def close(self) -> None:
+    def close(self, timeout_s: float = 120.0) -> None:
+        """Close the connection, once the work in progress on its cursors is done (a
+        background build of the explorer's date ranges, say): DuckDB refuses to close a
+        connection busy with a call."""
+        deadline = time.monotonic() + timeout_s
         with self._lock:
             if self._connection is not None:
-                self._connection.close()
+                while True:
+                    try:
+                        self._connection.close()
+                        break
+                    except duckdb.ResourceInUseException:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.05)
                 self._connection = None
         self._local = threading.local()
 
