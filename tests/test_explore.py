@@ -243,6 +243,15 @@ def every_chart(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> dict[str
     return charts
 
 
+def assert_same_charts(first: dict[str, explore.ChartData], second: dict[str, explore.ChartData]) -> None:
+    """Two runs of every_chart gave the same charts, to the row."""
+    assert first.keys() == second.keys()
+    for name, chart in first.items():
+        other = second[name]
+        assert (chart.available, chart.reason, chart.n_customers) == (other.available, other.reason, other.n_customers), name
+        pd.testing.assert_frame_equal(chart.data, other.data, check_dtype=False, obj=name)
+
+
 @pytest.mark.parametrize(
     "flt",
     [
@@ -266,10 +275,7 @@ def test_cubes_and_customer_rows_agree(shop, flt, monkeypatch):
     monkeypatch.setattr(explore, "_uses_cubes", lambda f, state: False)
     explore.clear_cache(shop)  # cached results are keyed by filter, not by path
     from_rows = every_chart(shop, flt)
-    for name, chart in from_cubes.items():
-        other = from_rows[name]
-        assert (chart.available, chart.reason, chart.n_customers) == (other.available, other.reason, other.n_customers), name
-        pd.testing.assert_frame_equal(chart.data, other.data, check_dtype=False, obj=name)
+    assert_same_charts(from_cubes, from_rows)
     assert from_cubes["summary"].n_customers > 0
 
 
@@ -293,10 +299,7 @@ def test_audience_bitmap_and_hash_lookups_agree(shop, flt, monkeypatch):
     explore.clear_cache(shop)
     with_lookups = every_chart(shop, flt)
     assert not explore._audience(shop, flt).bitmap
-    for name, chart in with_bitmap.items():
-        other = with_lookups[name]
-        assert (chart.available, chart.reason, chart.n_customers) == (other.available, other.reason, other.n_customers), name
-        pd.testing.assert_frame_equal(chart.data, other.data, check_dtype=False, obj=name)
+    assert_same_charts(with_bitmap, with_lookups)
     assert with_bitmap["summary"].n_customers > 0
 
 
@@ -314,8 +317,7 @@ def test_customer_added_after_features_is_outside_the_bitmap_and_not_counted(sto
     )
     after = every_chart(cur, flt)
     assert explore._audience(cur, flt).bitmap
-    for name, chart in before.items():
-        pd.testing.assert_frame_equal(chart.data, after[name].data, check_dtype=False, obj=name)
+    assert_same_charts(before, after)
 
 
 def test_cursors_of_a_store_share_date_ranges_and_evicted_ones_are_rebuilt(store, monkeypatch):
@@ -340,15 +342,13 @@ def test_cursors_of_a_store_share_date_ranges_and_evicted_ones_are_rebuilt(store
     assert generations() == [1]
     june_b = every_chart(b, june)
     assert generations() == [1]  # read, not built again
-    for name, chart in june_a.items():
-        pd.testing.assert_frame_equal(chart.data, june_b[name].data, check_dtype=False, obj=name)
+    assert_same_charts(june_a, june_b)
     every_chart(b, july)
     every_chart(b, august)  # june, the least recently used, is dropped
     assert generations() == [2, 3]
     again = every_chart(a, june)
     assert generations() == [3, 4]
-    for name, chart in june_a.items():
-        pd.testing.assert_frame_equal(chart.data, again[name].data, check_dtype=False, obj=name)
+    assert_same_charts(june_a, again)
     assert june_a["summary"].n_customers > 0
 
 
@@ -420,10 +420,7 @@ def test_date_range_cubes_and_customer_rows_agree(store, flt, monkeypatch):
     explore.clear_cache(cur, ranges=False)  # cached results are keyed by filter, not by path
     from_rows = every_chart(cur, flt)
     assert not explore._audience(cur, flt).cube
-    for name, chart in from_cubes.items():
-        other = from_rows[name]
-        assert (chart.available, chart.reason, chart.n_customers) == (other.available, other.reason, other.n_customers), name
-        pd.testing.assert_frame_equal(chart.data, other.data, check_dtype=False, obj=name)
+    assert_same_charts(from_cubes, from_rows)
     assert from_cubes["summary"].n_customers > 0
 
 
@@ -442,8 +439,7 @@ def test_a_new_range_gets_its_cubes_after_its_first_use(store):
     explore.clear_cache(cur, ranges=False)
     assert explore._audience(cur, flt).cube
     later = every_chart(cur, flt)
-    for name, chart in first.items():
-        pd.testing.assert_frame_equal(chart.data, later[name].data, check_dtype=False, obj=name)
+    assert_same_charts(first, later)
 
 
 def test_filters_combine_with_and(shop, raw):
@@ -792,6 +788,5 @@ def test_usual_periods_are_prepared_ahead_and_read_by_a_later_filter(tmp_path):
         on_demand = every_chart(fresh.cursor(), flt)
     finally:
         fresh.close()
-    for name, chart in prepared.items():
-        pd.testing.assert_frame_equal(chart.data, on_demand[name].data, check_dtype=False, obj=name)
+    assert_same_charts(prepared, on_demand)
     assert prepared["summary"].n_customers > 0
