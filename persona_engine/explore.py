@@ -40,9 +40,9 @@ from persona_engine.segments import (
 )
 from persona_engine.store import fetch_df, fetch_value
 
-# Groups of fewer customers than this are marked too small to trust (issue 4).
 _log = logging.getLogger(__name__)
 
+# Groups of fewer customers than this are marked too small to trust (issue 4).
 MIN_GROUP_SIZE = 30
 
 # Reason codes of an unavailable chart; the UI catalogue words them.
@@ -448,11 +448,15 @@ _RANGE_SQL: tuple[str, ...] = (
 )
 
 
+def _range_params(sql: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """The range's bounds ($s, $e) that the statement uses."""
+    return {k: v for k, v in (("s", start), ("e", end)) if f"${k}" in sql}
+
+
 def _build_range(cur: duckdb.DuckDBPyConnection, prefix: str, create: str, start: datetime, end: datetime) -> None:
     for template in _RANGE_SQL:
         sql = template.format(create=create, p=prefix)
-        params = {k: v for k, v in (("s", start), ("e", end)) if f"${k}" in sql}
-        cur.execute(sql, params)
+        cur.execute(sql, _range_params(sql, start, end))
 
 
 def _drop_range(cur: duckdb.DuckDBPyConnection, prefix: str) -> None:
@@ -479,17 +483,10 @@ def _write_range_cubes(cur: duckdb.DuckDBPyConnection, prefix: str, start: datet
     """The cubes of a date range: the lifetime cubes' cells, for the customers active in the
     range, over the range's rollups; the stats cube also counts who bought in the months
     the range touches. Filters on cells inside the range then read them."""
-    only = f"JOIN {prefix}{_RANGE_CUSTOMERS} rc ON rc.customer_id = f.customer_id"
-    for sql in _CELLS_SQL:
-        cur.execute(sql.format(only=only))
     for table in dict.fromkeys(CUBE_TABLES.values()):
         cur.execute(f"CREATE OR REPLACE TABLE {prefix}{table} AS SELECT * FROM {table} LIMIT 0")  # noqa: S608 - code constants
     cur.execute(f"ALTER TABLE {prefix}cube_stats ADD COLUMN month_buyers BIGINT")
-    for name in (*_BUNDLES, "demographics"):
-        sql = _demographics_cube_sql(prefix) if name == "demographics" else _cube_insert_sql(name, prefix)
-        cur.execute(sql, {k: v for k, v in (("s", start), ("e", end)) if f"${k}" in sql})
-    cur.execute("DROP TABLE feature_cells")
-    cur.execute("DROP TABLE feature_cell_dims")
+    _fill_cubes(cur, [*_BUNDLES, "demographics"], prefix, lambda sql: _range_params(sql, start, end))
 
 
 _RANGE_BUILDS: dict[str, threading.Lock] = {}  # range key -> lock of its build
@@ -516,11 +513,14 @@ def _ensure_range(
 
     def ready() -> tuple[int, bool] | None:
         with _RANGE_LOCK:
-            found = cur.execute(f"SELECT generation, cubes FROM {table} WHERE key = ? AND ready", [key]).fetchall()  # noqa: S608 - constant name
+            found = cur.execute(f"SELECT generation, cubes, used FROM {table} WHERE key = ? AND ready", [key]).fetchall()  # noqa: S608 - constant name
             if not found:
                 return None
-            cur.execute(f"UPDATE {table} SET used = ? WHERE generation = ?", [time.time(), found[0][0]])  # noqa: S608 - constant name
-            return int(found[0][0]), bool(found[0][1])
+            generation, has_cubes, used = found[0]
+            now = time.time()
+            if now - used > 1.0:  # once per page is enough, not once per chart
+                cur.execute(f"UPDATE {table} SET used = ? WHERE generation = ?", [now, generation])  # noqa: S608 - constant name
+            return int(generation), bool(has_cubes)
 
     found = ready()
     if found is None or (cubes and not found[1]):
@@ -1171,12 +1171,26 @@ def write_cubes(cur: duckdb.DuckDBPyConnection, only: Sequence[str] | None = Non
     names = [*_BUNDLES, "demographics"]
     if only is not None and "segments" not in only:
         names = list(only)
-    for sql in (*_SEGMENT_SETS_SQL, *_CELLS_SQL):
-        cur.execute(sql.format(only=""))
+    for sql in _SEGMENT_SETS_SQL:
+        cur.execute(sql)
     for table in dict.fromkeys(CUBE_TABLES[n] for n in names):
         cur.execute(f"DELETE FROM {table}")  # noqa: S608 - names from CUBE_TABLES
+    _fill_cubes(cur, names)
+
+
+def _fill_cubes(
+    cur: duckdb.DuckDBPyConnection, names: Sequence[str], ranges: str | None = None,
+    params: Callable[[str], dict[str, Any]] = lambda sql: {},
+) -> None:
+    """Insert the rows of the cubes `names` (bundles, "demographics"): the lifetime cubes
+    over every customer with features, or, with `ranges`, the cubes of that date range over
+    its customers and rollups. `params` gives a statement's bound values."""
+    only = "" if ranges is None else f"JOIN {ranges}{_RANGE_CUSTOMERS} rc ON rc.customer_id = f.customer_id"
+    for sql in _CELLS_SQL:
+        cur.execute(sql.format(only=only))
     for name in names:
-        cur.execute(_demographics_cube_sql() if name == "demographics" else _cube_insert_sql(name))
+        sql = _demographics_cube_sql(ranges or "") if name == "demographics" else _cube_insert_sql(name, ranges)
+        cur.execute(sql, params(sql))
     cur.execute("DROP TABLE feature_cells")
     cur.execute("DROP TABLE feature_cell_dims")
 
