@@ -4,14 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from persona_engine.store import Store, open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def open_page(
+    page: str | None = None, *, timeout: int = 90, query: dict[str, Any] | None = None, **state: Any
+) -> AppTest:
+    """A new session of the app (AppTest), with these session-state values and URL query
+    parameters, run once on `page` (pages/....py), or on the default page."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+    for key, value in state.items():
+        at.session_state[key] = value
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    if page is not None:
+        at.switch_page(page)
+    return at.run()
 
 
 @pytest.fixture

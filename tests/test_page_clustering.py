@@ -10,9 +10,8 @@ from streamlit.testing.v1 import AppTest
 from persona_engine.clustering import cluster_customers, load_run
 from persona_engine.drafting import create_personas_from_run
 from persona_engine.store import open_store
-from tests.conftest import write_sample_shop
+from tests.conftest import open_page, write_sample_shop
 
-APP = "../app.py"
 PAGE = "pages/clustering.py"
 
 
@@ -29,11 +28,7 @@ def shop(shop_file, monkeypatch) -> Path:
 
 
 def page(**state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=90)
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.switch_page(PAGE)
-    return at.run()
+    return open_page(PAGE, **state)
 
 
 def table_with(at: AppTest, column: str):

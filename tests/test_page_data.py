@@ -16,10 +16,9 @@ from streamlit.testing.v1 import AppTest
 
 from persona_engine import auth
 from persona_engine.store import open_store
-from tests.conftest import write_sample_shop
+from tests.conftest import open_page, write_sample_shop
 from tests.fixtures.ingest.helpers import fixture
 
-APP = "../app.py"
 CSV = "text/csv"
 
 
@@ -47,13 +46,9 @@ def query(db: Path, sql: str, params: list | None = None) -> list[tuple]:
 
 
 def data_page(name: str | None = "Ana", **state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
     if name:
-        at.session_state["display_name"] = name
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.switch_page("pages/data.py")
-    return at.run()
+        state = {"display_name": name, **state}
+    return open_page("pages/data.py", timeout=60, **state)
 
 
 def upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:
@@ -64,7 +59,7 @@ def upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:
 def sidebar_captions() -> list[str]:
     """The sidebar of the default page in a new session. (AppTest drops the sidebar of a
     session that starts with switch_page once an earlier one did, so no switch here.)"""
-    at = AppTest.from_file(APP, default_timeout=60).run()
+    at = open_page(timeout=60)
     assert not at.exception, at.exception
     return [c.value for c in at.sidebar.caption]
 

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from persona_engine import auth, collab
 from persona_engine.personas import create_persona, get_persona, save_persona
 from persona_engine.store import open_store
+from tests.conftest import open_page
 from tests.test_export import build_shop
 from ui.editor_state import (
     EditorState,
@@ -22,9 +23,6 @@ from ui.editor_state import (
     rebase,
     to_widget,
 )
-
-APP = "../app.py"
-
 
 # ---------------------------------------------------------------- editor state (pure)
 
@@ -96,13 +94,9 @@ def shop_db(tmp_path, monkeypatch):
 
 
 def editor(name: str | None = "Alice", page: str = "pages/persona_editor.py", **state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
     if name:
-        at.session_state["display_name"] = name
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.switch_page(page)
-    return at.run()
+        state = {"display_name": name, **state}
+    return open_page(page, timeout=60, **state)
 
 
 def other_session(db):
@@ -210,12 +204,12 @@ def test_login_required_and_viewer_cannot_edit(shop_db, tmp_path):
     assert at.info[0].value == "Sign in from the sidebar to see the personas."
     # AppTest shows the sidebar on the first run of the default page only: sign in there,
     # then read the outcome from the session and the editor page.
-    at = AppTest.from_file(APP, default_timeout=60).run()
+    at = open_page(timeout=60)
     at.text_input(key="login_user").set_value("vera")
     at.text_input(key="login_password").set_value("wrong-pass")
     at.sidebar.button[0].click().run()  # the form's submit button
     assert at.session_state["login_failed"] and "signed_in_user" not in at.session_state
-    at = AppTest.from_file(APP, default_timeout=60).run()
+    at = open_page(timeout=60)
     at.text_input(key="login_user").set_value("vera")
     at.text_input(key="login_password").set_value("viewer-pass")
     at.sidebar.button[0].click().run()

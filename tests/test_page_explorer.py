@@ -21,10 +21,10 @@ from persona_engine.features import compute_customer_features
 from persona_engine.personas import create_persona
 from persona_engine.segments import load_rules
 from persona_engine.store import open_store
+from tests.conftest import open_page
 from ui.explorer_data import audience_csv
 from ui.explorer_filters import FILTERS
 
-APP = "../app.py"
 PAGE = "pages/explorer.py"
 PERSONA_MEMBERS = 200  # customers 1-400, odd ids: some have no consent and must never count
 
@@ -58,13 +58,7 @@ def engine_customers(db: Path, flt: CustomerFilter) -> int:
 
 
 def open_explorer(query: dict[str, str | list[str]] | None = None, **state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=90)
-    for key, value in state.items():
-        at.session_state[key] = value
-    for key, value in (query or {}).items():
-        at.query_params[key] = value
-    at.switch_page(PAGE)
-    return at.run()
+    return open_page(PAGE, query=query, **state)
 
 
 def customers_shown(at: AppTest) -> int:

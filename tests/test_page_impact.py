@@ -29,8 +29,8 @@ from persona_engine.features import compute_customer_features
 from persona_engine.personas import create_persona
 from persona_engine.playbook import load_playbook
 from persona_engine.store import open_store
+from tests.conftest import open_page
 
-APP = "../app.py"
 PLANTED_START = date(2026, 3, 2)  # sample_data.archetypes.PLANTED_ACTION.starts_on
 ARCHETYPE_PERSONAS = {  # archetype -> (name, nickname)
     "bargain_hunter": ("Bargain hunters", "Frugal Fred"),
@@ -104,11 +104,7 @@ def engine_rows(path: Path, **kwargs) -> list[kpis.ImpactRow]:
 
 
 def run(page: str, **state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=90)
-    for k, v in state.items():
-        at.session_state[k] = v
-    at.switch_page(page)
-    return at.run()
+    return open_page(page, **state)
 
 
 def row_of(frame: pd.DataFrame, persona: str, metric: str) -> pd.Series:

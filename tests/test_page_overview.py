@@ -8,15 +8,11 @@ from streamlit.testing.v1 import AppTest
 
 from persona_engine.overview import overview
 from persona_engine.store import open_store
-
-APP = "../app.py"
+from tests.conftest import open_page
 
 
 def run_app(**state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    for k, v in state.items():
-        at.session_state[k] = v
-    return at.run()
+    return open_page(timeout=60, **state)
 
 
 def test_overview_shows_kpis_of_the_default_period(app_db):

@@ -12,10 +12,10 @@ from persona_engine.clustering import cluster_customers
 from persona_engine.features import compute_customer_features
 from persona_engine.personas import list_personas
 from persona_engine.store import open_store
+from tests.conftest import open_page
 from ui.editor_actions import PERSONA_KEY
 from ui.editor_identity import NAME_KEY
 
-APP = "../app.py"
 PAGE = "pages/personas.py"
 
 
@@ -35,11 +35,7 @@ def shop(tmp_path_factory, monkeypatch) -> Path:
 
 
 def page(**state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=90)
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.switch_page(PAGE)
-    return at.run()
+    return open_page(PAGE, **state)
 
 
 def test_create_personas_merging_and_discarding_clusters(shop):

@@ -18,11 +18,11 @@ from streamlit.testing.v1 import AppTest
 from persona_engine import auth
 from persona_engine.ingest import import_files
 from persona_engine.store import open_store
+from tests.conftest import SHARED_DATA, open_page
 from ui.i18n import t
 from ui.shell import PAGES
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "online_retail.csv"
-APP = "../app.py"
+DATA = SHARED_DATA / "online_retail.csv"
 
 pytestmark = pytest.mark.skipif(not DATA.is_file(), reason="../shared/data is not on this machine")
 
@@ -74,10 +74,7 @@ def test_the_real_shop_has_no_sessions_and_no_demographics(real_shop_db):
 
 @pytest.mark.parametrize("spec", PAGES, ids=[p.key for p in PAGES])
 def test_every_page_runs_on_the_real_shop_and_says_what_it_cannot_tell(real_shop, spec):
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["display_name"] = "Real data check"
-    at.switch_page(f"pages/{spec.file}")
-    at.run()
+    at = open_page(f"pages/{spec.file}", timeout=120, display_name="Real data check")
     assert not at.exception, f"{spec.file}: {at.exception}"
     # A guarded engine error shows as st.error: on a valid imported shop none is expected.
     assert [e.value for e in at.error] == [], spec.file
