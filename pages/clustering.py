@@ -3,21 +3,14 @@ and how the existing personas fare in it."""
 
 import streamlit as st
 
-from ui import charts, clustering_data, data, fmt
+from ui import charts, clustering_data, fmt
 from ui import clustering_view as view
 from ui.editor_identity import current_identity
 from ui.i18n import t
-from ui.sample import offer_sample_shop
+from ui.sample import shop_page
 from ui.shell import guard
 
-st.title(t("clustering.title"))
-st.caption(t("clustering.intro"))
-
-version = data.data_version()
-shop = data.shop_summary(version)
-if shop.is_empty:
-    offer_sample_shop()
-    st.stop()
+version, shop = shop_page("clustering")
 if not clustering_data.has_features(version):
     st.info(t("clustering.no_features"))
     st.stop()

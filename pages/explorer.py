@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import data, explorer_data, fmt
+from ui import explorer_data, fmt
 from ui.explorer_behaviour import behaviour_view
 from ui.explorer_charts import compact_money
 from ui.explorer_compare import compare_view
@@ -11,17 +11,10 @@ from ui.explorer_demographics import demographics_view
 from ui.explorer_filters import filter_bar, view_picker
 from ui.explorer_glossary import glossary, segment_rules, shop_writer
 from ui.i18n import t
-from ui.sample import offer_sample_shop
+from ui.sample import shop_page
 from ui.shell import guard
 
-st.title(t("explorer.title"))
-st.caption(t("explorer.intro"))
-
-version = data.data_version()
-shop = data.shop_summary(version)
-if shop.is_empty:
-    offer_sample_shop()
-    st.stop()
+version, shop = shop_page("explorer")
 if explorer_data.features_ready(version) is None:
     st.info(t("explorer.no_features"))
     if shop_writer() and st.button(t("explorer.compute_features"), key="explorer_compute", type="primary"):

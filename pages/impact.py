@@ -7,7 +7,7 @@ import streamlit as st
 
 from persona_engine.kpis import ImpactWindows, impact_frame, impact_summary
 from persona_engine.safe_text import plain_markdown
-from ui import charts, data, editor_data, fmt, impact_data
+from ui import charts, editor_data, fmt, impact_data
 from ui.i18n import t
 from ui.impact_controls import (
     UNTARGETED,
@@ -28,17 +28,10 @@ from ui.impact_view import (
     table_styler,
     weekly_chart,
 )
-from ui.sample import offer_sample_shop
+from ui.sample import shop_page
 from ui.shell import guard
 
-st.title(t("impact.title"))
-st.caption(t("impact.intro"))
-
-version = data.data_version()
-shop = data.shop_summary(version)
-if shop.is_empty:
-    offer_sample_shop()
-    st.stop()
+version, shop = shop_page("impact")
 personas = editor_data.personas()
 personas = personas[personas["members"] > 0]
 if personas.empty:

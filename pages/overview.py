@@ -5,16 +5,10 @@ import streamlit as st
 from persona_engine.overview import default_period
 from ui import charts, data, fmt
 from ui.i18n import current_language, t
-from ui.sample import offer_sample_shop
+from ui.sample import shop_page
 from ui.shell import guard
 
-st.title(t("overview.title"))
-st.caption(t("overview.intro"))
-
-summary = data.shop_summary(data.data_version())
-if summary.is_empty:
-    offer_sample_shop()
-    st.stop()
+_, summary = shop_page("overview")
 
 default_start, default_end = default_period(summary)
 picked = st.date_input(

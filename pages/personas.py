@@ -3,22 +3,15 @@ clusters), and interview shortlists to check a persona against real customers.""
 
 import streamlit as st
 
-from ui import clustering_data, data, editor_data
+from ui import clustering_data, editor_data
 from ui import personas_view as view
 from ui.clustering_view import pick_run
 from ui.editor_identity import current_identity
 from ui.i18n import t
-from ui.sample import offer_sample_shop
+from ui.sample import shop_page
 from ui.shell import guard
 
-st.title(t("personas.title"))
-st.caption(t("personas.intro"))
-
-version = data.data_version()
-shop = data.shop_summary(version)
-if shop.is_empty:
-    offer_sample_shop()
-    st.stop()
+version, shop = shop_page("personas")
 
 created = st.session_state.pop("personas_created", None)
 if created:

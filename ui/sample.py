@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from persona_engine.features import compute_customer_features
+from persona_engine.overview import ShopSummary
 from sample_data.generator import GenerationSummary, generate_shop
 from ui import data
 from ui.data_page_data import HeldProgress
@@ -34,6 +35,20 @@ def generate_sample(n_customers: int) -> GenerationSummary | None:
         data.after_shop_change()
     bar.release()
     return summary
+
+
+def shop_page(section: str) -> tuple[str, ShopSummary]:
+    """A page's title and intro (catalogue keys `<section>.title` and `<section>.intro`),
+    then its shop: (data version, summary). Without a shop yet, offers the sample shop and
+    stops the page there."""
+    st.title(t(f"{section}.title"))
+    st.caption(t(f"{section}.intro"))
+    version = data.data_version()
+    shop = data.shop_summary(version)
+    if shop.is_empty:
+        offer_sample_shop()
+        st.stop()
+    return version, shop
 
 
 def offer_sample_shop() -> None:
