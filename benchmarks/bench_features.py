@@ -97,8 +97,11 @@ def typical_filters(cur: duckdb.DuckDBPyConnection) -> dict[str, CustomerFilter]
         "two segments": CustomerFilter(segments=["cart_abandoners", "loyal_buyers"]),
     }
     persona = fetch_value(cur, "SELECT min(persona_id) FROM personas")
-    if persona is not None:  # a persona's members: the one filter the cubes cannot hold
+    if persona is not None:
+        # One persona reads the persona cubes; with a cell dimension (a country), or two
+        # personas, the customers' rows.
         filters["persona"] = CustomerFilter(persona_ids=[int(persona)])
+        filters["persona+country"] = CustomerFilter(persona_ids=[int(persona)], countries=[country])
     return filters
 
 

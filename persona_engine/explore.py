@@ -691,10 +691,13 @@ class _Audience:
     orders: int
     revenue: float
     ranges: str = _LOCAL_RANGES  # prefix of the date range's tables, when dated
+    persona: bool = False  # the cubes read are the persona cubes
 
     def cube_table(self, name: str) -> str:
-        """The cube of bundle `name` (a CUBE_TABLES key) the charts read: lifetime or range."""
-        return f"{self.ranges if self.dated else ''}{CUBE_TABLES[name]}"
+        """The cube of bundle `name` (a CUBE_TABLES key) the charts read: lifetime, range or
+        persona."""
+        prefix = PERSONA_CUBES if self.persona else self.ranges if self.dated else ""
+        return f"{prefix}{CUBE_TABLES[name]}"
 
     def table(self, kind: str) -> str:
         """The rollup of this kind (a _ROLLUPS key) the charts read: lifetime or range."""
@@ -736,13 +739,16 @@ def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience 
         return None
     key = _filter_key(state, flt)
     ranges, range_cubes = _ensure_range(cur, state, flt) if flt.has_dates else (_LOCAL_RANGES, False)
-    # A date range with its cubes answers the filters on cells as the lifetime cubes do.
+    # A date range with its cubes answers the filters on cells as the lifetime cubes do; a
+    # persona with its cubes too (without a date range).
     cube = _uses_cubes(replace(flt, start=None, end=None), state) and (range_cubes or not flt.has_dates)
+    if cube and flt.persona_ids:
+        cube = not flt.has_dates and _persona_cubed(cur, state, flt.persona_ids[0])
     if cube:
         q = _Sql()
         where = _cube_where(flt, q)
         shell = _Audience(key, state.key, True, where, q.params, flt.has_dates, False, False, 0, 0, 0, 0, 0, 0, 0.0,
-                          ranges=ranges)
+                          ranges=ranges, persona=bool(flt.persona_ids))
         row = _bundle(cur, shell, "stats").iloc[0]
     else:
         if _registry_key(cur, "audience") != key:
@@ -787,7 +793,15 @@ def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience 
         customers=customers, buyers=count("buyers"), visitors=count("visitors"),
         carters=count("carters"), categorised=count("categorised"), orders=count("orders"),
         revenue=0.0 if pd.isna(row["revenue"]) else float(row["revenue"]), ranges=ranges,
+        persona=cube and bool(flt.persona_ids),
     )
+
+
+def _persona_cubed(cur: duckdb.DuckDBPyConnection, state: _State, persona_id: int) -> bool:
+    """Whether the persona cubes hold this persona (written with its members; a persona of
+    before them, or without any member with features, has none)."""
+    sql = f"SELECT EXISTS (SELECT 1 FROM {PERSONA_CUBES}cube_stats WHERE {PERSONA_CELL} = $p) AS cubed"  # noqa: S608 - constant names
+    return bool(_cached(cur, "persona_cubed", f"{state.key}|{persona_id}", lambda: (sql, {"p": persona_id})).iloc[0]["cubed"])
 
 
 def _ensure_bitmap(cur: duckdb.DuckDBPyConnection, state: _State, key: str) -> bool:
@@ -878,6 +892,11 @@ CELL_DIMENSIONS: tuple[str, ...] = (
 # (in any of them) reads the cells whose set holds one. NULL in cubes built before sets
 # existed (migration 13): those answer filters without a segment only.
 SEGMENT_CELL = "segment_set"
+# The persona cubes (tables PERSONA_CUBES + a cube's name) count each persona's members per
+# segment set, with the persona's id in this column (the other cell columns are NULL): a
+# filter on one persona, and on segments or not, reads them.
+PERSONA_CELL = "persona_id"
+PERSONA_CUBES = "persona_"
 _FILTER_CELLS = (
     ("countries", "country"), ("regions", "region"),
     ("acquisition_channels", "acquisition_channel"), ("devices", "main_device"),
@@ -1064,16 +1083,20 @@ def _cube_where(flt: CustomerFilter, q: _Sql) -> str:
             f"{SEGMENT_CELL} IN (SELECT segment_set FROM cube_segment_sets "  # noqa: S608 - constant names, bound values
             f"WHERE list_has_any(segments, {q.bind(list(flt.segments))}))"
         )
+    if flt.persona_ids:  # one persona: the persona cubes (_uses_cubes)
+        conditions.append(f"{PERSONA_CELL} = {q.bind(flt.persona_ids[0])}")
     return " AND ".join(conditions) or "TRUE"
 
 
 def _uses_cubes(flt: CustomerFilter, state: _State) -> bool:
     """Whether the cubes can answer: only cell dimensions and segments filtered (segments
-    when the cubes have their segment sets), and consent unchanged since they were built
-    (they hold the customers consenting then)."""
+    when the cubes have their segment sets), or one persona and segments (its cubes hold
+    each member once; several personas may share members), and consent unchanged since
+    they were built (they hold the customers consenting then)."""
+    cells = any(getattr(flt, field) for field, _ in _FILTER_CELLS)
     return (
         state.unchanged_consent
-        and not flt.has_dates and not flt.persona_ids
+        and not flt.has_dates and (not flt.persona_ids or (len(flt.persona_ids) == 1 and not cells))
         and (not flt.segments or state.segment_cubes)
     )
 
@@ -1089,12 +1112,15 @@ _SEGMENT_SETS_SQL = (
 )
 # The cell of each customer with features, as a small integer: cubes are grouped on it
 # (cheaper than six text columns) and the cell's dimensions are joined back at the end.
-# {only}: a join keeping some customers (those of a date range), or nothing.
+# {only}: a join keeping some customers (those of a date range, or the members of some
+# personas as `pm`), or nothing. Two more columns may split the cells: {persona}, one
+# persona of the customer (a customer in several of the personas written has a cell in
+# each), or {personas}, the list of the customer's personas; else NULL.
 _CELLS_SQL = (
     """
     CREATE OR REPLACE TEMP TABLE feature_cells AS
     SELECT f.customer_id, c.country, c.region, c.acquisition_channel, f.main_device, s.rfm_group,
-        sets.segment_set
+        sets.segment_set, {persona} AS persona_id, {personas} AS personas
     FROM customer_features f
     JOIN analysis_customers c ON c.customer_id = f.customer_id
     JOIN customer_segments s ON s.customer_id = f.customer_id
@@ -1105,7 +1131,7 @@ _CELLS_SQL = (
     CREATE OR REPLACE TEMP TABLE feature_cell_dims AS
     SELECT row_number() OVER () AS cell_id, *
     FROM (SELECT DISTINCT country, region, acquisition_channel, main_device, rfm_group,
-              segment_set
+              segment_set, persona_id, personas
           FROM feature_cells)
     """,
     """
@@ -1117,57 +1143,97 @@ _CELLS_SQL = (
      AND d.acquisition_channel IS NOT DISTINCT FROM f.acquisition_channel
      AND d.main_device IS NOT DISTINCT FROM f.main_device
      AND d.rfm_group IS NOT DISTINCT FROM f.rfm_group
-     AND d.segment_set = f.segment_set
+     AND d.segment_set = f.segment_set AND d.persona_id IS NOT DISTINCT FROM f.persona_id
+     AND d.personas IS NOT DISTINCT FROM f.personas
     """,
+)
+# The members of some personas ($personas), one row per persona and customer.
+_PERSONA_MEMBERS_JOIN = (
+    "JOIN (SELECT DISTINCT persona_id, customer_id FROM persona_members "
+    "WHERE list_contains($personas, persona_id)) pm ON pm.customer_id = f.customer_id"
+)
+# Every customer's personas (a sorted list; NULL for a customer in none).
+_PERSONA_LISTS_JOIN = (
+    "LEFT JOIN (SELECT customer_id, list_sort(list(DISTINCT persona_id)) AS personas "
+    "FROM persona_members GROUP BY customer_id) pm ON pm.customer_id = f.customer_id"
 )
 
 
-def _cube_insert_sql(name: str, ranges: str | None = None) -> str:
-    """INSERT of bundle `name`'s cube from the lifetime rollups, or from the rollups of the
-    date range whose tables start with `ranges` (into cube tables of the same prefix)."""
+def _cell_dims() -> str:
+    """The cell columns a cube row is written with (from feature_cell_dims `d`)."""
+    return ", ".join(f"d.{d}" for d in (*CELL_DIMENSIONS, SEGMENT_CELL))
+
+
+def _cube_cells_sql(name: str, ranges: str | None = None) -> str:
+    """SELECT of the rows of cube `name` (a bundle or "demographics") per cell of
+    feature_cells (cell_id, the bundle's keys and measures): from the lifetime rollups, or
+    from those of the date range whose tables start with `ranges`."""
+    if name == "demographics":
+        columns = ", ".join(f"{DEMOGRAPHIC_FIELDS[n][0]} AS d_{n}" for n in _SINGLE_VALUED)
+        sets = ", ".join(f"(cell_id, d_{n})" for n in _SINGLE_VALUED)
+        field = " ".join(f"WHEN grouping(d_{n}) = 0 THEN '{n}'" for n in _SINGLE_VALUED)
+        value = " ".join(f"WHEN grouping(d_{n}) = 0 THEN CAST(d_{n} AS VARCHAR)" for n in _SINGLE_VALUED)
+        # Identifiers and expressions come from DEMOGRAPHIC_FIELDS.
+        return (
+            f"SELECT cell_id, CASE {field} END AS field, CASE {value} END AS value, "  # noqa: S608
+            f"count(*) AS customers FROM (SELECT cell.cell_id, {columns} FROM analysis_customers c "
+            "JOIN feature_cells cell ON cell.customer_id = c.customer_id) "
+            f"GROUP BY GROUPING SETS ({sets}) "
+            "UNION ALL SELECT cell_id, 'interests', interest, count(*) FROM ("
+            "SELECT cell.cell_id, unnest(CASE WHEN len(c.interests) > 0 THEN c.interests "
+            "ELSE [NULL] END) AS interest FROM analysis_customers c "
+            "JOIN feature_cells cell ON cell.customer_id = c.customer_id) GROUP BY ALL"
+        )
     spec = _RANGE_STATS if name == "stats" and ranges is not None else _BUNDLES[name]
     rollup = ""
     if spec.rollup:
         lifetime, suffix = _ROLLUPS[spec.rollup]
         rollup = lifetime if ranges is None else f"{ranges}{suffix}"
     source = spec.source.format(rollup=rollup, ranges=ranges or "")
-    dims = ", ".join(f"d.{d}" for d in (*CELL_DIMENSIONS, SEGMENT_CELL))
-    # BY NAME: the segment column was added last to the tables (migration 12).
     return (
-        f"INSERT INTO {ranges or ''}{CUBE_TABLES[name]} BY NAME SELECT {dims}, agg.* EXCLUDE (cell_id) FROM ("  # noqa: S608 - names from _BUNDLES and CUBE_TABLES
-        f"SELECT cell.cell_id, {_select_list(spec.keys + spec.measures)} FROM {source} "
+        f"SELECT cell.cell_id, {_select_list(spec.keys + spec.measures)} FROM {source} "  # noqa: S608 - names from _BUNDLES
         f"JOIN feature_cells cell ON cell.customer_id = r.customer_id "
-        f"WHERE {spec.where} GROUP BY ALL) agg JOIN feature_cell_dims d USING (cell_id)"
+        f"WHERE {spec.where} GROUP BY ALL"
     )
 
 
-def _demographics_cube_sql(ranges: str = "") -> str:
-    dims = ", ".join(f"d.{d}" for d in (*CELL_DIMENSIONS, SEGMENT_CELL))
-    columns = ", ".join(f"{DEMOGRAPHIC_FIELDS[n][0]} AS d_{n}" for n in _SINGLE_VALUED)
-    sets = ", ".join(f"(cell_id, d_{n})" for n in _SINGLE_VALUED)
-    field = " ".join(f"WHEN grouping(d_{n}) = 0 THEN '{n}'" for n in _SINGLE_VALUED)
-    value = " ".join(f"WHEN grouping(d_{n}) = 0 THEN CAST(d_{n} AS VARCHAR)" for n in _SINGLE_VALUED)
-    # Identifiers and expressions come from DEMOGRAPHIC_FIELDS and CELL_DIMENSIONS.
-    return (
-        f"INSERT INTO {ranges}cube_demographics BY NAME SELECT {dims}, agg.field, agg.value, agg.customers "  # noqa: S608
-        f"FROM (SELECT cell_id, CASE {field} END AS field, CASE {value} END AS value, "
-        f"count(*) AS customers FROM (SELECT cell.cell_id, {columns} FROM analysis_customers c "
-        "JOIN feature_cells cell ON cell.customer_id = c.customer_id) "
-        f"GROUP BY GROUPING SETS ({sets}) "
-        "UNION ALL SELECT cell_id, 'interests', interest, count(*) FROM ("
-        "SELECT cell.cell_id, unnest(CASE WHEN len(c.interests) > 0 THEN c.interests "
-        "ELSE [NULL] END) AS interest FROM analysis_customers c "
-        "JOIN feature_cells cell ON cell.customer_id = c.customer_id) GROUP BY ALL) agg "
-        "JOIN feature_cell_dims d USING (cell_id)"
-    )
+def _cube_columns(name: str) -> tuple[list[str], list[str]]:
+    """The keys and the measures of a lifetime cube's rows (besides the cells)."""
+    if name == "demographics":
+        return ["field", "value"], ["customers"]
+    spec = _BUNDLES[name]
+    return [n for _, n in spec.keys], [n for _, n in spec.measures]
+
+
+# With the persona cubes written in the pass of the lifetime cubes, cells have a list of
+# personas: the lifetime cells are those cells without it (cube_lifetime_map maps the
+# first to the second).
+_LIFETIME_CELLS_SQL = (
+    f"""
+    CREATE OR REPLACE TEMP TABLE cube_lifetime_cells AS
+    SELECT row_number() OVER () AS lifetime_id, *
+    FROM (SELECT DISTINCT {", ".join((*CELL_DIMENSIONS, SEGMENT_CELL))} FROM feature_cell_dims)
+    """,  # noqa: S608 - constant column names
+    """
+    CREATE OR REPLACE TEMP TABLE cube_lifetime_map AS
+    SELECT d.cell_id, l.lifetime_id
+    FROM feature_cell_dims d
+    JOIN cube_lifetime_cells l
+      ON l.country IS NOT DISTINCT FROM d.country AND l.region IS NOT DISTINCT FROM d.region
+     AND l.acquisition_channel IS NOT DISTINCT FROM d.acquisition_channel
+     AND l.main_device IS NOT DISTINCT FROM d.main_device
+     AND l.rfm_group IS NOT DISTINCT FROM d.rfm_group AND l.segment_set = d.segment_set
+    """,
+)
 
 
 def write_cubes(cur: duckdb.DuckDBPyConnection, only: Sequence[str] | None = None) -> None:
-    """Rebuild the explorer cubes (CUBE_TABLES) from customer_features, the rollups and
-    customer_segments; call inside the caller's transaction. `only` limits the rebuild to
-    some bundles; "segments" rebuilds them all, since every cube's cells hold the
-    customers' segment sets (new segment thresholds move customers between cells). Sets are
-    numbered in a fixed order, so cubes left as they are keep matching numbers."""
+    """Rebuild the explorer cubes (CUBE_TABLES) and the persona cubes from
+    customer_features, the rollups, customer_segments and persona_members; call inside the
+    caller's transaction. `only` limits the rebuild to some bundles; "segments" rebuilds
+    them all, since every cube's cells hold the customers' segment sets (new segment
+    thresholds move customers between cells). Sets are numbered in a fixed order, so cubes
+    left as they are keep matching numbers."""
     names = [*_BUNDLES, "demographics"]
     if only is not None and "segments" not in only:
         names = list(only)
@@ -1175,24 +1241,88 @@ def write_cubes(cur: duckdb.DuckDBPyConnection, only: Sequence[str] | None = Non
         cur.execute(sql)
     for table in dict.fromkeys(CUBE_TABLES[n] for n in names):
         cur.execute(f"DELETE FROM {table}")  # noqa: S608 - names from CUBE_TABLES
-    _fill_cubes(cur, names)
+        cur.execute(f"DELETE FROM {PERSONA_CUBES}{table}")  # noqa: S608 - names from CUBE_TABLES
+    _fill_cubes(cur, names, split_personas=bool(fetch_value(cur, "SELECT EXISTS (SELECT 1 FROM persona_members)")))
+
+
+def write_persona_cubes(cur: duckdb.DuckDBPyConnection, persona_ids: Sequence[int]) -> None:
+    """Rewrite the persona cubes of these personas from their current members (call inside
+    the transaction that sets the members, so that the two never disagree)."""
+    ids = [int(p) for p in persona_ids]
+    if not ids:
+        return
+    for table in dict.fromkeys(CUBE_TABLES.values()):
+        cur.execute(f"DELETE FROM {PERSONA_CUBES}{table} WHERE list_contains($ids, {PERSONA_CELL})", {"ids": ids})  # noqa: S608 - names from CUBE_TABLES
+    _fill_cubes(cur, [*_BUNDLES, "demographics"], members_of=ids)
 
 
 def _fill_cubes(
     cur: duckdb.DuckDBPyConnection, names: Sequence[str], ranges: str | None = None,
     params: Callable[[str], dict[str, Any]] = lambda sql: {},
+    members_of: Sequence[int] = (), split_personas: bool = False,
 ) -> None:
-    """Insert the rows of the cubes `names` (bundles, "demographics"): the lifetime cubes
-    over every customer with features, or, with `ranges`, the cubes of that date range over
-    its customers and rollups. `params` gives a statement's bound values."""
-    only = "" if ranges is None else f"JOIN {ranges}{_RANGE_CUSTOMERS} rc ON rc.customer_id = f.customer_id"
-    for sql in _CELLS_SQL:
-        cur.execute(sql.format(only=only))
+    """Insert the rows of the cubes `names` (bundles, "demographics").
+
+    - With `ranges`: the cubes of that date range, over its customers and rollups.
+    - With `members_of` (persona ids): the persona cubes of their members only.
+    - Else the lifetime cubes over every customer with features; with `split_personas`,
+      the persona cubes of every persona as well, in the same pass: the rows are first
+      written per cell and list of personas, then summed over the lists for the lifetime
+      cubes and per persona of the lists for the persona cubes (measures add up).
+
+    `params` gives a statement's bound values.
+    """
+    persona = personas_list = "CAST(NULL AS INTEGER)"
+    only = ""
+    cell_params: dict[str, Any] = {}
+    if ranges is not None:
+        only = f"JOIN {ranges}{_RANGE_CUSTOMERS} rc ON rc.customer_id = f.customer_id"
+    elif members_of:
+        only, persona = _PERSONA_MEMBERS_JOIN, "pm.persona_id"
+        cell_params = {"personas": [int(p) for p in members_of]}
+    elif split_personas:
+        only, personas_list = _PERSONA_LISTS_JOIN, "pm.personas"
+    for template in _CELLS_SQL:
+        sql = template.format(only=only, persona=persona, personas=personas_list)
+        cur.execute(sql, cell_params if "$personas" in sql else {})
+    if split_personas:
+        for sql in _LIFETIME_CELLS_SQL:
+            cur.execute(sql)
+    lifetime_dims = ", ".join(f"l.{d}" for d in (*CELL_DIMENSIONS, SEGMENT_CELL))
     for name in names:
-        sql = _demographics_cube_sql(ranges or "") if name == "demographics" else _cube_insert_sql(name, ranges)
-        cur.execute(sql, params(sql))
-    cur.execute("DROP TABLE feature_cells")
-    cur.execute("DROP TABLE feature_cell_dims")
+        table, cells = CUBE_TABLES[name], _cube_cells_sql(name, ranges)
+        keys, measures = _cube_columns(name)
+        grouped = ", ".join([*keys, *(f"sum({m}) AS {m}" for m in measures)])
+        # Persona cubes: the cells' rows summed per segment set and persona.
+        personas_sql = (
+            f"INSERT INTO {PERSONA_CUBES}{table} BY NAME SELECT m.{SEGMENT_CELL}, m.{PERSONA_CELL}, {grouped} "  # noqa: S608 - names from CUBE_TABLES and _BUNDLES
+            "FROM {cells} JOIN ({cell_personas}) m USING (cell_id) GROUP BY ALL"
+        )
+        if members_of:
+            cur.execute(personas_sql.format(
+                cells=f"({cells})", cell_personas="SELECT cell_id, segment_set, persona_id FROM feature_cell_dims",
+            ))
+        elif not split_personas:
+            # BY NAME: the segment column was added last to the tables (migration 12).
+            sql = (
+                f"INSERT INTO {ranges or ''}{table} BY NAME SELECT {_cell_dims()}, agg.* EXCLUDE (cell_id) "  # noqa: S608 - names from CUBE_TABLES
+                f"FROM ({cells}) agg JOIN feature_cell_dims d USING (cell_id)"
+            )
+            cur.execute(sql, params(sql))
+        else:
+            cur.execute(f"CREATE OR REPLACE TEMP TABLE cube_by_personas AS {cells}")
+            # Names come from CUBE_TABLES and _BUNDLES; nothing is bound.
+            cur.execute(
+                f"INSERT INTO {table} BY NAME SELECT {lifetime_dims}, agg.* EXCLUDE (lifetime_id) FROM ("  # noqa: S608
+                f"SELECT m.lifetime_id, {grouped} FROM cube_by_personas "
+                "JOIN cube_lifetime_map m USING (cell_id) GROUP BY ALL) agg JOIN cube_lifetime_cells l USING (lifetime_id)"
+            )
+            cur.execute(personas_sql.format(
+                cells="cube_by_personas",
+                cell_personas="SELECT cell_id, segment_set, unnest(personas) AS persona_id FROM feature_cell_dims",
+            ))
+    for temp in ("cube_by_personas", "cube_lifetime_cells", "cube_lifetime_map", "feature_cells", "feature_cell_dims"):
+        cur.execute(f"DROP TABLE IF EXISTS {temp}")
 
 
 # ---------------------------------------------------------------- summary and options

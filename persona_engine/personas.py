@@ -245,7 +245,11 @@ def create_persona(
 
 
 def set_members(cur: duckdb.DuckDBPyConnection, persona_id: int, customer_ids: Iterable[int], run_id: int | None) -> int:
-    """Replace a persona's members. Call inside the caller's transaction when it has one."""
+    """Replace a persona's members, and its explorer cubes with them. Call inside the
+    caller's transaction when it has one."""
+    # Imported here: explore reads the features, whose module imports more of the engine.
+    from persona_engine.explore import write_persona_cubes
+
     cur.execute("DELETE FROM persona_members WHERE persona_id = ?", [persona_id])
     frame = pd.DataFrame({"customer_id": pd.Series(list(customer_ids), dtype="int64")})
     cur.register("new_members", frame)
@@ -254,6 +258,7 @@ def set_members(cur: duckdb.DuckDBPyConnection, persona_id: int, customer_ids: I
         [persona_id, run_id],
     )
     cur.unregister("new_members")
+    write_persona_cubes(cur, [persona_id])
     return len(frame)
 
 

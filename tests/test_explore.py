@@ -38,6 +38,7 @@ from persona_engine.explore import (
     weekday_hour,
 )
 from persona_engine.features import compute_customer_features
+from persona_engine.personas import create_persona
 from persona_engine.segments import RFM_GROUPS, BehaviourRules, assign_segments, rfm_group_for
 from persona_engine.store import open_store
 from tests.test_features import (
@@ -58,8 +59,11 @@ def shop() -> duckdb.DuckDBPyConnection:
     store = open_store(":memory:")
     cur = store.cursor()
     build_small_shop(cur)
-    # Persona 1 has customers 2, 3 and the non-consenting 31 (who must never show).
+    # Persona 1 has customers 2, 3 and the non-consenting 31 (who must never show);
+    # persona 2 the odd ids (31 again), persona 3 ids 1 to 12 (sharing 6 with persona 2).
     cur.executemany("INSERT INTO persona_members VALUES (1, ?, 1)", [(2,), (3,), (NO_CONSENT,)])
+    cur.executemany("INSERT INTO persona_members VALUES (2, ?, 1)", [(i,) for i in range(1, 40, 2)])
+    cur.executemany("INSERT INTO persona_members VALUES (3, ?, 1)", [(i,) for i in range(1, 13)])
     compute_customer_features(cur)
     yield cur
     store.close()
@@ -147,7 +151,11 @@ def test_several_segments_are_read_from_the_cubes(shop):
     assert state is not None and state.segment_cubes
     assert explore._uses_cubes(CustomerFilter(segments=["loyal_buyers"]), state)
     assert explore._uses_cubes(CustomerFilter(segments=["loyal_buyers", "cart_abandoners"]), state)
-    assert not explore._uses_cubes(CustomerFilter(segments=["loyal_buyers"], persona_ids=[1]), state)
+    assert explore._uses_cubes(CustomerFilter(segments=["loyal_buyers"], persona_ids=[1]), state)
+    # Two personas may share members, who would count twice in the persona cubes; the
+    # persona cubes have no cell dimensions.
+    assert not explore._uses_cubes(CustomerFilter(persona_ids=[2, 3]), state)
+    assert not explore._uses_cubes(CustomerFilter(persona_ids=[2], countries=["FR"]), state)
 
 
 def test_cubes_built_before_segment_sets_are_not_read_for_a_segment(store):
@@ -179,8 +187,61 @@ def test_behaviour_segment_filter(shop):
 
 def test_persona_filter_never_shows_non_consenting_members(shop):
     flt = CustomerFilter(persona_ids=[1])
+    assert explore._audience(shop, flt).persona  # read from the persona cubes
     assert size(shop, flt) == 2  # 2 and 3; member 31 refused consent
     assert sorted(audience_export(shop, flt).data["customer_id"]) == [2, 3]
+
+
+def test_several_personas_count_a_shared_member_once(shop, raw):
+    with_features = set(computed_features(shop).index)
+    members = (set(range(1, 40, 2)) | set(range(1, 13))) & with_features
+    assert NO_CONSENT not in with_features and len(members) > 20
+    flt = CustomerFilter(persona_ids=[2, 3])
+    assert not explore._audience(shop, flt).cube  # the customers' rows, each member once
+    assert size(shop, flt) == len(members)
+    done = raw["completed"][raw["completed"]["customer_id"].isin(members)]
+    assert order_mix(shop, flt, "channel").data["orders"].sum() == len(done) > 0
+
+
+def test_persona_cubes_written_with_members_or_with_the_cubes_agree(shop):
+    # The cubes' rebuild writes every persona's rows in the pass of the lifetime cubes
+    # (summed per persona of each cell's list); setting members writes one persona's rows
+    # from its members alone. Both must write the same rows.
+    def rows() -> dict[str, pd.DataFrame]:
+        out = {}
+        for table in dict.fromkeys(explore.CUBE_TABLES.values()):
+            df = shop.execute(f"SELECT * FROM {explore.PERSONA_CUBES}{table}").df()  # noqa: S608 - constant names
+            out[table] = df.sort_values(list(df.columns), ignore_index=True)
+        return out
+
+    with_cubes = rows()
+    assert set(with_cubes["cube_stats"]["persona_id"]) == {1, 2, 3}
+    shop.execute("BEGIN TRANSACTION")
+    explore.write_persona_cubes(shop, [1, 2, 3])
+    shop.execute("COMMIT")
+    with_members = rows()
+    for table, df in with_cubes.items():
+        pd.testing.assert_frame_equal(df, with_members[table], check_dtype=False, obj=table)
+
+
+def test_a_persona_gets_its_cubes_with_its_members(store, monkeypatch):
+    # Members set after features were computed: the persona cubes are written in the same
+    # transaction, and give the charts of the members' rows. A persona whose members were
+    # written otherwise (no cubes yet) reads the rows.
+    cur = store.cursor()
+    build_small_shop(cur)
+    compute_customer_features(cur)
+    persona = create_persona(cur, {"name": "Even ids"}, "tests", members=range(2, 40, 2))
+    cur.executemany("INSERT INTO persona_members VALUES (99, ?, NULL)", [(i,) for i in range(2, 40, 2)])
+    flt, uncubed = CustomerFilter(persona_ids=[persona]), CustomerFilter(persona_ids=[99])
+    assert explore._audience(cur, flt).persona
+    assert not explore._audience(cur, uncubed).cube
+    from_cubes = every_chart(cur, flt)
+    assert_same_charts(every_chart(cur, uncubed), from_cubes)
+    monkeypatch.setattr(explore, "_uses_cubes", lambda f, state: False)
+    explore.clear_cache(cur)
+    assert_same_charts(from_cubes, every_chart(cur, flt))
+    assert from_cubes["summary"].n_customers > 10
 
 
 def test_date_range_filter(shop, raw):
@@ -264,6 +325,9 @@ def assert_same_charts(first: dict[str, explore.ChartData], second: dict[str, ex
         CustomerFilter(segments=["loyal_buyers"]),
         CustomerFilter(segments=["cart_abandoners"], countries=["FR", "BE"], devices=["mobile"]),
         CustomerFilter(segments=["loyal_buyers", "cart_abandoners", "recent_buyers"]),
+        # One persona, alone and with segments: read from the persona cubes.
+        CustomerFilter(persona_ids=[2]),
+        CustomerFilter(persona_ids=[3], segments=["loyal_buyers", "cart_abandoners"]),
     ],
 )
 def test_cubes_and_customer_rows_agree(shop, flt, monkeypatch):
@@ -271,6 +335,7 @@ def test_cubes_and_customer_rows_agree(shop, flt, monkeypatch):
     # must be the same as when it is computed from the customers' rows.
     assert explore._uses_cubes(flt, explore._state(shop))
     explore.clear_cache(shop)
+    assert explore._audience(shop, flt).cube
     from_cubes = every_chart(shop, flt)
     monkeypatch.setattr(explore, "_uses_cubes", lambda f, state: False)
     explore.clear_cache(shop)  # cached results are keyed by filter, not by path

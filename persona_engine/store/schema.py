@@ -590,6 +590,11 @@ CREATE TABLE cube_months (
 );
 """
 
+_CUBE_TABLES = (
+    "cube_stats", "cube_demographics", "cube_rfm", "cube_segments", "cube_sessions",
+    "cube_order_mix", "cube_categories", "cube_weekday_hour", "cube_months",
+)
+
 # Explorer cubes sliced by behavioural segment: each cube row gets the segment it counts
 # (NULL: every customer of the cell, the rows of before). A customer counts once in the
 # NULL rows and once more per segment it is in, so a one-segment filter is read from the
@@ -597,10 +602,7 @@ CREATE TABLE cube_months (
 # there are no segment rows and a segment filter reads the customers' rows.
 CUBE_SEGMENT_SLICES = "\n".join(
     f"ALTER TABLE {table} ADD COLUMN filter_segment VARCHAR;"
-    for table in (
-        "cube_stats", "cube_demographics", "cube_rfm", "cube_segments", "cube_sessions",
-        "cube_order_mix", "cube_categories", "cube_weekday_hour", "cube_months",
-    )
+    for table in _CUBE_TABLES
 )
 
 # Explorer cubes keyed by each customer's whole set of behavioural segments instead of one
@@ -614,10 +616,18 @@ _SEGMENT_SET_STEPS = (
 )
 CUBE_SEGMENT_SETS = "CREATE TABLE cube_segment_sets (segment_set INTEGER PRIMARY KEY, segments VARCHAR[] NOT NULL);\n" + "\n".join(
     _SEGMENT_SET_STEPS.format(table=table)
-    for table in (
-        "cube_stats", "cube_demographics", "cube_rfm", "cube_segments", "cube_sessions",
-        "cube_order_mix", "cube_categories", "cube_weekday_hour", "cube_months",
-    )
+    for table in _CUBE_TABLES
+)
+
+# Explorer cubes of each persona: the cubes' rows for the persona's members only, per
+# segment set, with the persona's id (the other cell columns stay NULL), so that a filter on
+# one persona reads them. Written with the persona's members (and rebuilt with the cubes);
+# personas made before have none until features are recomputed, and a filter on them reads
+# the customers' rows until then.
+PERSONA_CUBES = "\n".join(
+    f"CREATE TABLE persona_{table} AS SELECT * FROM {table} LIMIT 0; "  # noqa: S608 - constant table names
+    f"ALTER TABLE persona_{table} ADD COLUMN persona_id INTEGER;"
+    for table in _CUBE_TABLES
 )
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -634,6 +644,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "explorer cubes per filter cell", EXPLORER_CUBES),
     Migration(12, "explorer cubes: one slice per behavioural segment", CUBE_SEGMENT_SLICES),
     Migration(13, "explorer cubes: cells by set of behavioural segments", CUBE_SEGMENT_SETS),
+    Migration(14, "explorer cubes of each persona", PERSONA_CUBES),
 )
 
 # Tables holding one shop's data and everything derived from it; replacing the shop (a new
@@ -648,5 +659,5 @@ ALL_DATA_TABLES: tuple[str, ...] = (
     "customer_order_values", "customer_order_hours", "customer_order_months",
     "customer_category_revenue", "cube_stats", "cube_demographics", "cube_rfm", "cube_segments",
     "cube_sessions", "cube_order_mix", "cube_categories", "cube_weekday_hour", "cube_months",
-    "cube_segment_sets",
+    "cube_segment_sets", *(f"persona_{table}" for table in _CUBE_TABLES),
 )
