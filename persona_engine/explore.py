@@ -427,25 +427,38 @@ _RANGE_SQL: tuple[str, ...] = (
     WHERE o.status = 'completed' AND o.ordered_at >= $s AND o.ordered_at < $e
     GROUP BY ALL
     """,
-    """
+)
+# The customers active in the range (a completed order or a visit in it), with their
+# counts there: what the audience and the demographics need, straight from the orders and
+# sessions, without the rollups (built when a chart needs them). Consent is applied to the
+# sessions' groups, fewer rows than the sessions.
+_RANGE_CUSTOMERS_SQL = """
     {create} {p}customers AS
     SELECT customer_id, sum(orders) AS orders, sum(revenue) AS revenue,
         bool_or(visitor) AS visitor, bool_or(carter) AS carter,
         bool_or(categorised) AS categorised
     FROM (
-        SELECT customer_id, orders, revenue, false AS visitor, false AS carter,
-               false AS categorised
-        FROM {p}order_values WHERE dimension = 'channel'
+        SELECT customer_id, count(*) AS orders, sum(amount) AS revenue, false AS visitor,
+            false AS carter, false AS categorised
+        FROM analysis_orders
+        WHERE status = 'completed' AND ordered_at >= $s AND ordered_at < $e
+        GROUP BY customer_id
         UNION ALL
-        SELECT customer_id, 0, 0, true, cart_sessions > 0, false
-        FROM {p}session_devices
+        SELECT customer_id, 0, 0, true, bool_or(coalesce(added_to_cart, false)), false
+        FROM sessions
+        WHERE started_at >= $s AND started_at < $e AND customer_id IS NOT NULL
+        GROUP BY customer_id
         UNION ALL
-        SELECT customer_id, 0, 0, false, false, true
-        FROM {p}category_revenue WHERE category IS NOT NULL
+        SELECT DISTINCT o.customer_id, 0, 0, false, false, true
+        FROM analysis_orders o
+        JOIN order_items i ON i.order_id = o.order_id
+        JOIN products p ON p.product_id = i.product_id
+        WHERE o.status = 'completed' AND o.ordered_at >= $s AND o.ordered_at < $e
+          AND p.category IS NOT NULL
     )
+    WHERE customer_id IN (SELECT customer_id FROM analysis_customers)
     GROUP BY customer_id
-    """,
-)
+"""
 
 
 def _range_params(sql: str, start: datetime, end: datetime) -> dict[str, Any]:
@@ -453,8 +466,11 @@ def _range_params(sql: str, start: datetime, end: datetime) -> dict[str, Any]:
     return {k: v for k, v in (("s", start), ("e", end)) if f"${k}" in sql}
 
 
-def _build_range(cur: duckdb.DuckDBPyConnection, prefix: str, create: str, start: datetime, end: datetime) -> None:
-    for template in _RANGE_SQL:
+def _build_range(
+    cur: duckdb.DuckDBPyConnection, prefix: str, create: str, start: datetime, end: datetime,
+    templates: Sequence[str],
+) -> None:
+    for template in templates:
         sql = template.format(create=create, p=prefix)
         cur.execute(sql, _range_params(sql, start, end))
 
@@ -472,7 +488,8 @@ def _shared_ranges(cur: duckdb.DuckDBPyConnection) -> bool:
         cur.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {_SHARED_RANGES}")
         cur.execute(
             f"CREATE TABLE IF NOT EXISTS {_SHARED_RANGES}.ranges (generation INTEGER PRIMARY KEY, "
-            "key VARCHAR NOT NULL, used DOUBLE NOT NULL, ready BOOLEAN NOT NULL, cubes BOOLEAN NOT NULL)"
+            "key VARCHAR NOT NULL, used DOUBLE NOT NULL, ready BOOLEAN NOT NULL, rollups BOOLEAN NOT NULL, "
+            "cubes BOOLEAN NOT NULL)"
         )
     except duckdb.Error:
         return False
@@ -492,69 +509,97 @@ def _write_range_cubes(cur: duckdb.DuckDBPyConnection, prefix: str, start: datet
 _RANGE_BUILDS: dict[str, threading.Lock] = {}  # range key -> lock of its build
 
 
+def _range_key(state: _State, start: datetime, end: datetime) -> str:
+    return f"{state.key}|{start.isoformat()}|{end.isoformat()}"
+
+
 def _ensure_range(
     cur: duckdb.DuckDBPyConnection, state: _State, flt: CustomerFilter, cubes: bool = False
 ) -> tuple[str, bool]:
-    """The prefix of the tables of the filter's date range, built unless they exist, and
-    whether the range has its cubes (built when `cubes` is asked for).
+    """The prefix of the tables of the filter's date range, built unless they exist (its
+    customers at least), and whether the range has its cubes (built when `cubes` is asked
+    for)."""
+    start, end = _bounds(flt)
+    return _range_tables(cur, _range_key(state, start, end), start, end, _CUBED if cubes else _CUSTOMERS)
+
+
+# How far a shared range is built: its customers (the audience and the demographics), its
+# rollups (the other charts, off the cubes), its cubes. Each builds on the one before.
+_CUSTOMERS, _ROLLED_UP, _CUBED = 1, 2, 3
+
+
+def _range_tables(
+    cur: duckdb.DuckDBPyConnection, key: str, start: datetime, end: datetime, level: int
+) -> tuple[str, bool]:
+    """_ensure_range, for the range of this key and bounds, built up to `level`.
 
     Shared ranges get a new generation number each time one is built, never reused: a
     cursor still holding the prefix of a range since dropped gets an error, never another
     range's numbers. One lock per range: a session waits for the build of its range only.
+    A read-only store keeps each cursor's range in temporary tables, built at once.
     """
-    start, end = _bounds(flt)
-    key = f"{state.key}|{start.isoformat()}|{end.isoformat()}"
     if not _shared_ranges(cur):
         if _registry_key(cur, "range") != key:
-            _build_range(cur, _LOCAL_RANGES, "CREATE OR REPLACE TEMP TABLE", start, end)
+            create = "CREATE OR REPLACE TEMP TABLE"
+            _build_range(cur, _LOCAL_RANGES, create, start, end, (_RANGE_CUSTOMERS_SQL, *_RANGE_SQL))
             _register(cur, "range", key)
         return _LOCAL_RANGES, False
     table = f"{_SHARED_RANGES}.ranges"
 
-    def ready() -> tuple[int, bool] | None:
+    def ready() -> tuple[int, int] | None:
         with _RANGE_LOCK:
-            found = cur.execute(f"SELECT generation, cubes, used FROM {table} WHERE key = ? AND ready", [key]).fetchall()  # noqa: S608 - constant name
+            found = cur.execute(f"SELECT generation, rollups, cubes, used FROM {table} WHERE key = ? AND ready", [key]).fetchall()  # noqa: S608 - constant name
             if not found:
                 return None
-            generation, has_cubes, used = found[0]
+            generation, rollups, has_cubes, used = found[0]
             now = time.time()
             if now - used > 1.0:  # once per page is enough, not once per chart
                 cur.execute(f"UPDATE {table} SET used = ? WHERE generation = ?", [now, generation])  # noqa: S608 - constant name
-            return int(generation), bool(has_cubes)
+            return int(generation), _CUBED if has_cubes else _ROLLED_UP if rollups else _CUSTOMERS
 
     found = ready()
-    if found is None or (cubes and not found[1]):
+    if found is None or found[1] < level:
         with _RANGE_LOCK:
             build_lock = _RANGE_BUILDS.setdefault(key, threading.Lock())
         with build_lock:
             found = ready()  # built meanwhile by another session
             if found is None:
-                found = (_new_range(cur, table, key, start, end), False)
-                if not cubes and RANGE_CUBES_LATER:
+                found = (_new_range(cur, table, key, start, end), _CUSTOMERS)
+                if level < _CUBED and RANGE_CUBES_LATER:
                     # This page reads the customers' rows; the next filter changes inside
                     # the range read its cubes, once a thread of their own has built them.
                     # Not a daemon (said explicitly: the flag is inherited from the caller's
                     # thread): the process waits for it rather than stopping it in the middle
                     # of the database's work.
                     threading.Thread(
-                        target=_range_cubes_later, args=(cur.cursor(), state, flt),
+                        target=_range_cubes_later, args=(cur.cursor(), key, start, end),
                         name="explorer-range-cubes", daemon=False,
                     ).start()
-            if cubes and not found[1]:
-                prefix = f"{_SHARED_RANGES}.r{found[0]}_"
-                _write_range_cubes(cur, prefix, start, end)
-                with _RANGE_LOCK:
-                    cur.execute(f"UPDATE {table} SET cubes = true WHERE generation = ?", [found[0]])  # noqa: S608 - constant name
-                found = (found[0], True)
-    return f"{_SHARED_RANGES}.r{found[0]}_", found[1]
+            prefix = f"{_SHARED_RANGES}.r{found[0]}_"
+            for step, column, build in (
+                (_ROLLED_UP, "rollups", lambda: _build_range(cur, prefix, "CREATE OR REPLACE TABLE", start, end, _RANGE_SQL)),
+                (_CUBED, "cubes", lambda: _write_range_cubes(cur, prefix, start, end)),
+            ):
+                if found[1] < step <= level:
+                    build()
+                    with _RANGE_LOCK:
+                        cur.execute(f"UPDATE {table} SET {column} = true WHERE generation = ?", [found[0]])  # noqa: S608 - constant names
+                    found = (found[0], step)
+    return f"{_SHARED_RANGES}.r{found[0]}_", found[1] >= _CUBED
 
 
-RANGE_CUBES_LATER = True  # build a new range's cubes on a thread after its first use
+RANGE_CUBES_LATER = True  # build a new range's rollups and cubes on a thread after its first use
+# The thread lets the page that first used the range finish before it starts: on two cores,
+# the two would otherwise share them. A page needing the rollups sooner builds them itself.
+_RANGE_LATER_DELAY_S = 1.0
 
 
-def _range_cubes_later(cur: duckdb.DuckDBPyConnection, state: _State, flt: CustomerFilter) -> None:
+def _range_cubes_later(cur: duckdb.DuckDBPyConnection, key: str, start: datetime, end: datetime) -> None:
     try:
-        _ensure_range(cur, state, flt, cubes=True)
+        time.sleep(_RANGE_LATER_DELAY_S)
+        # The rollups first, on their own: a page needing them waits for them only.
+        for level in (_ROLLED_UP, _CUBED):
+            _range_tables(cur, key, start, end, level)
     except Exception:  # the range stays readable from its rollups; nothing is lost
         _log.debug("building the cubes of a date range failed", exc_info=True)
     finally:
@@ -563,7 +608,7 @@ def _range_cubes_later(cur: duckdb.DuckDBPyConnection, state: _State, flt: Custo
 
 
 def _new_range(cur: duckdb.DuckDBPyConnection, table: str, key: str, start: datetime, end: datetime) -> int:
-    """Build a range's rollups under a new generation number; returns the number."""
+    """Build a range's customers under a new generation number; returns the number."""
     with _RANGE_LOCK:
         # Beyond the most recent ranges, drop those no page has read for a while: a range
         # read moments ago may be in the middle of a page run. Twice the slots at most,
@@ -572,16 +617,16 @@ def _new_range(cur: duckdb.DuckDBPyConnection, table: str, key: str, start: date
         now = time.time()
         for i, (old, used, old_key) in enumerate(kept):
             building = _RANGE_BUILDS.get(old_key)
-            if building is not None and building.locked():  # its cubes are being written
+            if building is not None and building.locked():  # its rollups or cubes are being written
                 continue
             if i >= 2 * _RANGE_SLOTS - 1 or (i >= _RANGE_SLOTS - 1 and now - used > _RANGE_IN_USE_S):
                 _drop_range(cur, f"{_SHARED_RANGES}.r{int(old)}_")
                 cur.execute(f"DELETE FROM {table} WHERE generation = ?", [old])  # noqa: S608 - constant name
         generation = int(fetch_value(cur, f"SELECT coalesce(max(generation), 0) + 1 FROM {table}") or 1)  # noqa: S608 - constant name
-        cur.execute(f"INSERT INTO {table} VALUES (?, ?, ?, false, false)", [generation, key, now])  # noqa: S608 - constant name
+        cur.execute(f"INSERT INTO {table} VALUES (?, ?, ?, false, false, false)", [generation, key, now])  # noqa: S608 - constant name
     prefix = f"{_SHARED_RANGES}.r{generation}_"
     try:
-        _build_range(cur, prefix, "CREATE OR REPLACE TABLE", start, end)
+        _build_range(cur, prefix, "CREATE OR REPLACE TABLE", start, end, (_RANGE_CUSTOMERS_SQL,))
     except BaseException:
         with _RANGE_LOCK:
             _drop_range(cur, prefix)
@@ -692,6 +737,13 @@ class _Audience:
     revenue: float
     ranges: str = _LOCAL_RANGES  # prefix of the date range's tables, when dated
     persona: bool = False  # the cubes read are the persona cubes
+    range_key: str = ""  # the date range's key and bounds (_range_tables), when dated
+    range_bounds: tuple[datetime, datetime] | None = None
+
+    def rollups(self, cur: duckdb.DuckDBPyConnection) -> None:
+        """Build the date range's rollups unless they exist (its customers always do)."""
+        if self.dated and self.range_bounds is not None:
+            _range_tables(cur, self.range_key, *self.range_bounds, _ROLLED_UP)
 
     def cube_table(self, name: str) -> str:
         """The cube of bundle `name` (a CUBE_TABLES key) the charts read: lifetime, range or
@@ -738,7 +790,9 @@ def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience 
     if state is None:
         return None
     key = _filter_key(state, flt)
-    ranges, range_cubes = _ensure_range(cur, state, flt) if flt.has_dates else (_LOCAL_RANGES, False)
+    bounds = _bounds(flt) if flt.has_dates else None
+    range_key = _range_key(state, *bounds) if bounds else ""
+    ranges, range_cubes = _range_tables(cur, range_key, *bounds, _CUSTOMERS) if bounds else (_LOCAL_RANGES, False)
     # A date range with its cubes answers the filters on cells as the lifetime cubes do; a
     # persona with its cubes too (without a date range).
     cube = _uses_cubes(replace(flt, start=None, end=None), state) and (range_cubes or not flt.has_dates)
@@ -793,7 +847,7 @@ def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience 
         customers=customers, buyers=count("buyers"), visitors=count("visitors"),
         carters=count("carters"), categorised=count("categorised"), orders=count("orders"),
         revenue=0.0 if pd.isna(row["revenue"]) else float(row["revenue"]), ranges=ranges,
-        persona=cube and bool(flt.persona_ids),
+        persona=cube and bool(flt.persona_ids), range_key=range_key, range_bounds=bounds,
     )
 
 
@@ -1069,7 +1123,13 @@ def _bundle(
         f"SELECT {_select_list(spec.keys + spec.measures)} FROM {source} "  # noqa: S608 - names from _BUNDLES; extra is a constant condition
         f"WHERE {spec.where} AND {a.member('r', spec.universe)} AND {extra} GROUP BY ALL"
     )
-    return _cached(cur, name, a.key, lambda: (sql, dict(extra_params or {})))
+
+    def build() -> tuple[str, dict[str, Any]]:
+        if spec.rollup:
+            a.rollups(cur)
+        return sql, dict(extra_params or {})
+
+    return _cached(cur, name, a.key, build)
 
 
 def _cube_where(flt: CustomerFilter, q: _Sql) -> str:
