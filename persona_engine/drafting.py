@@ -35,8 +35,9 @@ from persona_engine.clustering import (
     skews,
 )
 from persona_engine.errors import NoDataError, NotFoundError, ValidationError
+from persona_engine.explore import write_persona_cubes
 from persona_engine.personas import create_persona
-from persona_engine.store import fetch_df, get_setting
+from persona_engine.store import fetch_df, get_setting, transaction
 
 DEFAULT_LOCALE = "fr_FR"
 STALE_AFTER_DAYS = 90  # personas not checked against real customers for longer are flagged
@@ -803,8 +804,13 @@ def create_personas_from_run(
         ).fetchnumpy()["customer_id"]
         ids.append(create_persona(
             cur, draft.fields, user, members=members.tolist(), run_id=run_id, source_clusters=draft.clusters,
-            evidence=draft.evidence, centroid=draft.centroid,
+            evidence=draft.evidence, centroid=draft.centroid, cubes=False,
         ))
+    # The explorer cubes of all the new personas in one pass over the rollups (one pass per
+    # persona costs nearly as much as all of them); until then their filters read the
+    # customers' rows.
+    with transaction(cur):
+        write_persona_cubes(cur, ids)
     return ids
 
 

@@ -1305,15 +1305,17 @@ def write_cubes(cur: duckdb.DuckDBPyConnection, only: Sequence[str] | None = Non
     _fill_cubes(cur, names, split_personas=bool(fetch_value(cur, "SELECT EXISTS (SELECT 1 FROM persona_members)")))
 
 
-def write_persona_cubes(cur: duckdb.DuckDBPyConnection, persona_ids: Sequence[int]) -> None:
+def write_persona_cubes(cur: duckdb.DuckDBPyConnection, persona_ids: Sequence[int], members: bool = True) -> None:
     """Rewrite the persona cubes of these personas from their current members (call inside
-    the transaction that sets the members, so that the two never disagree)."""
+    the transaction that sets the members, so that the two never disagree); with
+    `members` False, only drop them (their filters then read the customers' rows)."""
     ids = [int(p) for p in persona_ids]
     if not ids:
         return
     for table in dict.fromkeys(CUBE_TABLES.values()):
         cur.execute(f"DELETE FROM {PERSONA_CUBES}{table} WHERE list_contains($ids, {PERSONA_CELL})", {"ids": ids})  # noqa: S608 - names from CUBE_TABLES
-    _fill_cubes(cur, [*_BUNDLES, "demographics"], members_of=ids)
+    if members:
+        _fill_cubes(cur, [*_BUNDLES, "demographics"], members_of=ids)
 
 
 def _fill_cubes(

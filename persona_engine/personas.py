@@ -213,11 +213,13 @@ def create_persona(
     source_clusters: Iterable[int] | None = None,
     evidence: Mapping[str, Any] | None = None,
     centroid: Any = None,
+    cubes: bool = True,
 ) -> int:
     """Insert a persona (version 1) with its members; returns the new persona_id.
 
     Each non-empty initial field gets a history row at version 1, so any version can be
-    rebuilt from history alone.
+    rebuilt from history alone. `cubes`: write the persona's explorer cubes with its
+    members (see set_members).
     """
     require_role(cur, user, "editor")
     values = {"kind": "secondary", "status": "draft", **fields}
@@ -240,12 +242,17 @@ def create_persona(
             [(persona_id, now, user, k, _to_json(v)) for k, v in clean.items() if v not in (None, [], "")],
         )
         if members is not None:
-            set_members(cur, persona_id, members, run_id)
+            set_members(cur, persona_id, members, run_id, cubes=cubes)
     return int(persona_id)
 
 
-def set_members(cur: duckdb.DuckDBPyConnection, persona_id: int, customer_ids: Iterable[int], run_id: int | None) -> int:
-    """Replace a persona's members, and its explorer cubes with them. Call inside the
+def set_members(
+    cur: duckdb.DuckDBPyConnection, persona_id: int, customer_ids: Iterable[int], run_id: int | None,
+    cubes: bool = True,
+) -> int:
+    """Replace a persona's members, and its explorer cubes with them (unless `cubes` is
+    False: its old cubes are dropped, and the caller writes the new ones with
+    explore.write_persona_cubes, several personas at once being cheaper). Call inside the
     caller's transaction when it has one."""
     # Imported here: explore reads the features, whose module imports more of the engine.
     from persona_engine.explore import write_persona_cubes
@@ -258,7 +265,7 @@ def set_members(cur: duckdb.DuckDBPyConnection, persona_id: int, customer_ids: I
         [persona_id, run_id],
     )
     cur.unregister("new_members")
-    write_persona_cubes(cur, [persona_id])
+    write_persona_cubes(cur, [persona_id], members=cubes)
     return len(frame)
 
 

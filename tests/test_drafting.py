@@ -12,6 +12,7 @@ import pytest
 from faker.providers.person.en_US import Provider as EnglishNames
 from faker.providers.person.fr_FR import Provider as FrenchNames
 
+from persona_engine import explore
 from persona_engine.cli import main
 from persona_engine.clustering import cluster_customers, run_assignments
 from persona_engine.drafting import (
@@ -24,6 +25,8 @@ from persona_engine.drafting import (
     persona_traits,
 )
 from persona_engine.errors import NoDataError, NotFoundError, ValidationError
+from persona_engine.explore import CustomerFilter, audience_summary
+from persona_engine.features import compute_customer_features
 from persona_engine.personas import PERSONA_FIELDS, get_persona, list_personas, mark_validated
 from persona_engine.store import open_store, set_setting
 from tests.test_clustering import SEGMENTS, make_segment_shop
@@ -166,6 +169,21 @@ def test_default_picks_every_cluster_of_the_latest_run(cur, shop, run):
     # Personas come in cluster order; each keeps its cluster's traits.
     assert persona_traits(cur, ids[0], 5) == run.traits(0, 5)
     assert persona_traits(cur, ids[2], 3) == run.traits(2, 3)
+
+
+def test_personas_from_a_run_get_their_explorer_cubes(cur, shop, run):
+    # The personas' explorer cubes are written together, after their members: a filter on
+    # one of them reads its cubes and counts its members, as the customers' rows do.
+    compute_customer_features(cur)
+    ids = create_personas_from_run(cur)
+    for persona_id in ids:
+        flt = CustomerFilter(persona_ids=[persona_id])
+        assert explore._audience(cur, flt).persona
+        members = cur.execute(
+            "SELECT count(*) FROM persona_members JOIN customer_features USING (customer_id) WHERE persona_id = ?",
+            [persona_id],
+        ).fetchall()[0][0]
+        assert audience_summary(cur, flt).data.loc[0, "customers"] == members > 0
 
 
 def test_no_run_yet(cur, shop):
