@@ -1170,6 +1170,12 @@ _SEGMENT_SETS_SQL = (
     FROM (SELECT DISTINCT list_sort(coalesce(segments, [])) AS segments FROM customer_segments)
     """,
 )
+def _same_cell(left: str, right: str, columns: Sequence[str]) -> str:
+    """Join condition: rows `left` and `right` have the same values (NULL included) in
+    these cell columns."""
+    return " AND ".join(f"{left}.{c} IS NOT DISTINCT FROM {right}.{c}" for c in columns)
+
+
 # The cell of each customer with features, as a small integer: cubes are grouped on it
 # (cheaper than six text columns) and the cell's dimensions are joined back at the end.
 # {only}: a join keeping some customers (those of a date range, or the members of some
@@ -1194,18 +1200,9 @@ _CELLS_SQL = (
               segment_set, persona_id, personas
           FROM feature_cells)
     """,
-    """
-    CREATE OR REPLACE TEMP TABLE feature_cells AS
-    SELECT f.customer_id, d.cell_id
-    FROM feature_cells f
-    JOIN feature_cell_dims d
-      ON d.country IS NOT DISTINCT FROM f.country AND d.region IS NOT DISTINCT FROM f.region
-     AND d.acquisition_channel IS NOT DISTINCT FROM f.acquisition_channel
-     AND d.main_device IS NOT DISTINCT FROM f.main_device
-     AND d.rfm_group IS NOT DISTINCT FROM f.rfm_group
-     AND d.segment_set = f.segment_set AND d.persona_id IS NOT DISTINCT FROM f.persona_id
-     AND d.personas IS NOT DISTINCT FROM f.personas
-    """,
+    "CREATE OR REPLACE TEMP TABLE feature_cells AS SELECT f.customer_id, d.cell_id "
+    "FROM feature_cells f JOIN feature_cell_dims d ON "
+    + _same_cell("d", "f", (*CELL_DIMENSIONS, SEGMENT_CELL, PERSONA_CELL, "personas")),
 )
 # The members of some personas ($personas), one row per persona and customer.
 _PERSONA_MEMBERS_JOIN = (
@@ -1274,16 +1271,9 @@ _LIFETIME_CELLS_SQL = (
     SELECT row_number() OVER () AS lifetime_id, *
     FROM (SELECT DISTINCT {", ".join((*CELL_DIMENSIONS, SEGMENT_CELL))} FROM feature_cell_dims)
     """,  # noqa: S608 - constant column names
-    """
-    CREATE OR REPLACE TEMP TABLE cube_lifetime_map AS
-    SELECT d.cell_id, l.lifetime_id
-    FROM feature_cell_dims d
-    JOIN cube_lifetime_cells l
-      ON l.country IS NOT DISTINCT FROM d.country AND l.region IS NOT DISTINCT FROM d.region
-     AND l.acquisition_channel IS NOT DISTINCT FROM d.acquisition_channel
-     AND l.main_device IS NOT DISTINCT FROM d.main_device
-     AND l.rfm_group IS NOT DISTINCT FROM d.rfm_group AND l.segment_set = d.segment_set
-    """,
+    "CREATE OR REPLACE TEMP TABLE cube_lifetime_map AS SELECT d.cell_id, l.lifetime_id "
+    "FROM feature_cell_dims d JOIN cube_lifetime_cells l ON "
+    + _same_cell("l", "d", (*CELL_DIMENSIONS, SEGMENT_CELL)),
 )
 
 
