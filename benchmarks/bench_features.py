@@ -96,12 +96,14 @@ def typical_filters(cur: duckdb.DuckDBPyConnection) -> dict[str, CustomerFilter]
         "last 60 days": CustomerFilter(start=last - timedelta(days=60), end=last - timedelta(days=1)),
         "two segments": CustomerFilter(segments=["cart_abandoners", "loyal_buyers"]),
     }
-    persona = fetch_value(cur, "SELECT min(persona_id) FROM personas")
-    if persona is not None:
-        # One persona reads the persona cubes; with a cell dimension (a country), or two
-        # personas, the customers' rows.
-        filters["persona"] = CustomerFilter(persona_ids=[int(persona)])
-        filters["persona+country"] = CustomerFilter(persona_ids=[int(persona)], countries=[country])
+    personas = [int(p) for (p,) in cur.execute("SELECT persona_id FROM personas ORDER BY 1 LIMIT 2").fetchall()]
+    if personas:
+        # A persona, alone or with a country, reads the persona cubes; two personas too
+        # when they share no member (those drafted from one clustering).
+        filters["persona"] = CustomerFilter(persona_ids=personas[:1])
+        filters["persona+country"] = CustomerFilter(persona_ids=personas[:1], countries=[country])
+    if len(personas) > 1:
+        filters["two personas"] = CustomerFilter(persona_ids=personas)
     return filters
 
 

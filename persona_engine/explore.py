@@ -797,7 +797,7 @@ def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience 
     # persona with its cubes too (without a date range).
     cube = _uses_cubes(replace(flt, start=None, end=None), state) and (range_cubes or not flt.has_dates)
     if cube and flt.persona_ids:
-        cube = not flt.has_dates and _persona_cubed(cur, state, flt.persona_ids[0])
+        cube = not flt.has_dates and _personas_cubed(cur, state, flt.persona_ids, _has_cells(flt))
     if cube:
         q = _Sql()
         where = _cube_where(flt, q)
@@ -851,11 +851,22 @@ def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience 
     )
 
 
-def _persona_cubed(cur: duckdb.DuckDBPyConnection, state: _State, persona_id: int) -> bool:
-    """Whether the persona cubes hold this persona (written with its members; a persona of
-    before them, or without any member with features, has none)."""
-    sql = f"SELECT EXISTS (SELECT 1 FROM {PERSONA_CUBES}cube_stats WHERE {PERSONA_CELL} = $p) AS cubed"  # noqa: S608 - constant names
-    return bool(_cached(cur, "persona_cubed", f"{state.key}|{persona_id}", lambda: (sql, {"p": persona_id})).iloc[0]["cubed"])
+def _personas_cubed(cur: duckdb.DuckDBPyConnection, state: _State, persona_ids: Sequence[int], cells: bool) -> bool:
+    """Whether the persona cubes answer a filter on these personas: each has its rows (per
+    cell when `cells`, else per segment set; written with its members, so a persona of
+    before them, or without any member with features, has none), and, when there are
+    several, no customer is a member of two of them (their rows then add up to each member
+    counted once)."""
+    ids = sorted(int(p) for p in persona_ids)
+    kind = "IS NULL" if cells else "IS NOT NULL"
+    sql = (
+        f"SELECT (SELECT count(DISTINCT {PERSONA_CELL}) FROM {PERSONA_CUBES}cube_stats "  # noqa: S608 - constant names
+        f"WHERE list_contains($ids, {PERSONA_CELL}) AND {SEGMENT_CELL} {kind}) = len($ids) AND "
+        "(len($ids) = 1 OR (SELECT count(*) = count(DISTINCT customer_id) FROM persona_members "
+        "WHERE list_contains($ids, persona_id))) AS cubed"
+    )
+    key = f"{state.key}|{ids}|{kind}"
+    return bool(_cached(cur, "personas_cubed", key, lambda: (sql, {"ids": ids})).iloc[0]["cubed"])
 
 
 def _ensure_bitmap(cur: duckdb.DuckDBPyConnection, state: _State, key: str) -> bool:
@@ -946,9 +957,11 @@ CELL_DIMENSIONS: tuple[str, ...] = (
 # (in any of them) reads the cells whose set holds one. NULL in cubes built before sets
 # existed (migration 13): those answer filters without a segment only.
 SEGMENT_CELL = "segment_set"
-# The persona cubes (tables PERSONA_CUBES + a cube's name) count each persona's members per
-# segment set, with the persona's id in this column (the other cell columns are NULL): a
-# filter on one persona, and on segments or not, reads them.
+# The persona cubes (tables PERSONA_CUBES + a cube's name) count each persona's members
+# twice over, with the persona's id in this column: per segment set (the other cell columns
+# are NULL), and per cell of the other dimensions (segment set NULL). A filter on personas
+# and on segments, or on personas and on cells, reads them; several personas when no
+# customer is in two of them.
 PERSONA_CELL = "persona_id"
 PERSONA_CUBES = "persona_"
 _FILTER_CELLS = (
@@ -1143,20 +1156,31 @@ def _cube_where(flt: CustomerFilter, q: _Sql) -> str:
             f"{SEGMENT_CELL} IN (SELECT segment_set FROM cube_segment_sets "  # noqa: S608 - constant names, bound values
             f"WHERE list_has_any(segments, {q.bind(list(flt.segments))}))"
         )
-    if flt.persona_ids:  # one persona: the persona cubes (_uses_cubes)
-        conditions.append(f"{PERSONA_CELL} = {q.bind(flt.persona_ids[0])}")
+    if flt.persona_ids:
+        # The persona cubes (_uses_cubes, _personas_cubed): the rows per cell when cells are
+        # filtered, else those per segment set (each member is in both kinds).
+        conditions.append(f"list_contains({q.bind(list(flt.persona_ids))}, {PERSONA_CELL})")
+        if _has_cells(flt):
+            conditions.append(f"{SEGMENT_CELL} IS NULL")
+        elif not flt.segments:
+            conditions.append(f"{SEGMENT_CELL} IS NOT NULL")
     return " AND ".join(conditions) or "TRUE"
+
+
+def _has_cells(flt: CustomerFilter) -> bool:
+    """Whether the filter keeps some values of a cell dimension (not segments)."""
+    return any(getattr(flt, field) for field, _ in _FILTER_CELLS)
 
 
 def _uses_cubes(flt: CustomerFilter, state: _State) -> bool:
     """Whether the cubes can answer: only cell dimensions and segments filtered (segments
-    when the cubes have their segment sets), or one persona and segments (its cubes hold
-    each member once; several personas may share members), and consent unchanged since
+    when the cubes have their segment sets), or personas with cell dimensions or with
+    segments (the persona cubes have each persona's rows per cell and per segment set, not
+    both; _personas_cubed says whether they hold the personas), and consent unchanged since
     they were built (they hold the customers consenting then)."""
-    cells = any(getattr(flt, field) for field, _ in _FILTER_CELLS)
     return (
         state.unchanged_consent
-        and not flt.has_dates and (not flt.persona_ids or (len(flt.persona_ids) == 1 and not cells))
+        and not flt.has_dates and not (flt.persona_ids and flt.segments and _has_cells(flt))
         and (not flt.segments or state.segment_cubes)
     )
 
@@ -1341,18 +1365,23 @@ def _fill_cubes(
         for sql in _LIFETIME_CELLS_SQL:
             cur.execute(sql)
     lifetime_dims = ", ".join(f"l.{d}" for d in (*CELL_DIMENSIONS, SEGMENT_CELL))
+    cell_columns = ", ".join((*CELL_DIMENSIONS, SEGMENT_CELL))
+    persona_dims = f"{cell_columns}, {PERSONA_CELL}"
     for name in names:
         table, cells = CUBE_TABLES[name], _cube_cells_sql(name, ranges)
         keys, measures = _cube_columns(name)
         grouped = ", ".join([*keys, *(f"sum({m}) AS {m}" for m in measures)])
-        # Persona cubes: the cells' rows summed per segment set and persona.
+        # Persona cubes: the cells' rows summed per persona, once per segment set and once
+        # per cell of the other dimensions.
         personas_sql = (
-            f"INSERT INTO {PERSONA_CUBES}{table} BY NAME SELECT m.{SEGMENT_CELL}, m.{PERSONA_CELL}, {grouped} "  # noqa: S608 - names from CUBE_TABLES and _BUNDLES
-            "FROM {cells} JOIN ({cell_personas}) m USING (cell_id) GROUP BY ALL"
+            f"INSERT INTO {PERSONA_CUBES}{table} BY NAME SELECT {persona_dims}, {grouped} "  # noqa: S608 - names from CUBE_TABLES and _BUNDLES
+            "FROM {cells} JOIN ({cell_personas}) m USING (cell_id) GROUP BY GROUPING SETS ("
+            + ", ".join(f"({', '.join((*dims, PERSONA_CELL, *keys))})" for dims in ((SEGMENT_CELL,), CELL_DIMENSIONS))
+            + ")"
         )
         if members_of:
             cur.execute(personas_sql.format(
-                cells=f"({cells})", cell_personas="SELECT cell_id, segment_set, persona_id FROM feature_cell_dims",
+                cells=f"({cells})", cell_personas=f"SELECT cell_id, {persona_dims} FROM feature_cell_dims",  # noqa: S608 - constant names
             ))
         elif not split_personas:
             # BY NAME: the segment column was added last to the tables (migration 12).
@@ -1371,7 +1400,7 @@ def _fill_cubes(
             )
             cur.execute(personas_sql.format(
                 cells="cube_by_personas",
-                cell_personas="SELECT cell_id, segment_set, unnest(personas) AS persona_id FROM feature_cell_dims",
+                cell_personas=f"SELECT cell_id, {cell_columns}, unnest(personas) AS {PERSONA_CELL} FROM feature_cell_dims",  # noqa: S608 - constant names
             ))
     for temp in ("cube_by_personas", "cube_lifetime_cells", "cube_lifetime_map", "feature_cells", "feature_cell_dims"):
         cur.execute(f"DROP TABLE IF EXISTS {temp}")

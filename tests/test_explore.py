@@ -6,6 +6,7 @@ import math
 import threading
 import time
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -60,10 +61,12 @@ def shop() -> duckdb.DuckDBPyConnection:
     cur = store.cursor()
     build_small_shop(cur)
     # Persona 1 has customers 2, 3 and the non-consenting 31 (who must never show);
-    # persona 2 the odd ids (31 again), persona 3 ids 1 to 12 (sharing 6 with persona 2).
+    # persona 2 the odd ids (31 again), persona 3 ids 1 to 12 (sharing 6 with persona 2),
+    # persona 4 the even ids from 14 (no member in common with personas 1 and 2).
     cur.executemany("INSERT INTO persona_members VALUES (1, ?, 1)", [(2,), (3,), (NO_CONSENT,)])
     cur.executemany("INSERT INTO persona_members VALUES (2, ?, 1)", [(i,) for i in range(1, 40, 2)])
     cur.executemany("INSERT INTO persona_members VALUES (3, ?, 1)", [(i,) for i in range(1, 13)])
+    cur.executemany("INSERT INTO persona_members VALUES (4, ?, 1)", [(i,) for i in range(14, 40, 2)])
     compute_customer_features(cur)
     yield cur
     store.close()
@@ -152,10 +155,37 @@ def test_several_segments_are_read_from_the_cubes(shop):
     assert explore._uses_cubes(CustomerFilter(segments=["loyal_buyers"]), state)
     assert explore._uses_cubes(CustomerFilter(segments=["loyal_buyers", "cart_abandoners"]), state)
     assert explore._uses_cubes(CustomerFilter(segments=["loyal_buyers"], persona_ids=[1]), state)
-    # Two personas may share members, who would count twice in the persona cubes; the
-    # persona cubes have no cell dimensions.
-    assert not explore._uses_cubes(CustomerFilter(persona_ids=[2, 3]), state)
-    assert not explore._uses_cubes(CustomerFilter(persona_ids=[2], countries=["FR"]), state)
+
+
+def test_which_persona_filters_are_read_from_the_persona_cubes(shop):
+    # The persona cubes hold each persona's rows per segment set and per cell of the other
+    # dimensions: personas with either are read from them, not with both. Several personas
+    # add up only when no customer is in two of them.
+    def cube(**kwargs: Any) -> bool:
+        flt = CustomerFilter(**kwargs)
+        explore.clear_cache(shop)
+        return explore._audience(shop, flt).cube
+
+    assert cube(persona_ids=[2])
+    assert cube(persona_ids=[2], countries=["FR"], devices=["mobile"])
+    assert cube(persona_ids=[2], segments=["loyal_buyers"])
+    assert not cube(persona_ids=[2], countries=["FR"], segments=["loyal_buyers"])
+    assert cube(persona_ids=[2, 4]) and cube(persona_ids=[1, 4], rfm_groups=["lost", "at_risk"])
+    assert not cube(persona_ids=[2, 3])  # members 1, 3, 5, 7, 9, 11 in both
+    assert not cube(persona_ids=[1, 2], countries=["FR"])  # member 3 in both
+
+
+def test_disjoint_personas_with_a_country_count_their_members(shop, raw):
+    members = (set(range(1, 40, 2)) | set(range(14, 40, 2))) & set(computed_features(shop).index)
+    customers = raw["customers"].set_index("customer_id")
+    french = {c for c in members if customers.loc[c, "country"] == "FR"}
+    flt = CustomerFilter(persona_ids=[2, 4], countries=["FR"])
+    assert explore._audience(shop, flt).cube
+    assert size(shop, flt) == len(french) > 3
+    done = raw["completed"][raw["completed"]["customer_id"].isin(french)]
+    mix = order_mix(shop, flt, "channel").data
+    assert mix["orders"].sum() == len(done) > 0
+    assert mix["revenue"].sum() == pytest.approx(done["amount"].sum())
 
 
 def test_cubes_built_before_segment_sets_are_not_read_for_a_segment(store):
@@ -215,9 +245,9 @@ def test_persona_cubes_written_with_members_or_with_the_cubes_agree(shop):
         return out
 
     with_cubes = rows()
-    assert set(with_cubes["cube_stats"]["persona_id"]) == {1, 2, 3}
+    assert set(with_cubes["cube_stats"]["persona_id"]) == {1, 2, 3, 4}
     shop.execute("BEGIN TRANSACTION")
-    explore.write_persona_cubes(shop, [1, 2, 3])
+    explore.write_persona_cubes(shop, [1, 2, 3, 4])
     shop.execute("COMMIT")
     with_members = rows()
     for table, df in with_cubes.items():
@@ -328,6 +358,13 @@ def assert_same_charts(first: dict[str, explore.ChartData], second: dict[str, ex
         # One persona, alone and with segments: read from the persona cubes.
         CustomerFilter(persona_ids=[2]),
         CustomerFilter(persona_ids=[3], segments=["loyal_buyers", "cart_abandoners"]),
+        # Personas with cell dimensions: their rows per cell; personas without a member in
+        # common add up.
+        CustomerFilter(persona_ids=[2], countries=["FR", "BE"]),
+        CustomerFilter(persona_ids=[3], devices=["mobile", "desktop"], rfm_groups=["promising", "about_to_sleep"]),
+        CustomerFilter(persona_ids=[2, 4]),
+        CustomerFilter(persona_ids=[1, 4], segments=["loyal_buyers", "cart_abandoners"]),
+        CustomerFilter(persona_ids=[2, 4], acquisition_channels=["search", "email"]),
     ],
 )
 def test_cubes_and_customer_rows_agree(shop, flt, monkeypatch):
