@@ -358,13 +358,13 @@ _RANGE_LOCK = threading.Lock()
 # unique (the writers of `orders` see to it), so the join adds no rows. {create} is the
 # statement creating a table and {p} the prefix of the range's tables.
 _RANGE_SQL: tuple[str, ...] = (
-    # One pass over the range's sessions grouped per customer, device and source (then
-    # summed per device and per source); consent is applied to the groups, fewer rows than
-    # the sessions.
+    # One pass over the range's sessions grouped per customer and device and per customer
+    # and source (grouping sets; `by_source` tells them apart), then split in two tables;
+    # consent is applied to the groups, fewer rows than the sessions.
     """
-    {create} {p}session_slots AS
+    {create} {p}session_groups AS
     SELECT * FROM (
-        SELECT s.customer_id, s.device, s.source,
+        SELECT s.customer_id, s.device, s.source, grouping(s.device) AS by_source,
             count(*) AS sessions,
             count(*) FILTER (s.viewed_product) AS product_view_sessions,
             count(*) FILTER (s.added_to_cart) AS cart_sessions,
@@ -376,26 +376,22 @@ _RANGE_SQL: tuple[str, ...] = (
                    AND ordered_at >= $s AND ordered_at < $e + INTERVAL 1 DAY) o
                ON o.order_id = s.order_id
         WHERE s.started_at >= $s AND s.started_at < $e AND s.customer_id IS NOT NULL
-        GROUP BY ALL
+        GROUP BY GROUPING SETS ((s.customer_id, s.device), (s.customer_id, s.source))
     )
     WHERE customer_id IN (SELECT customer_id FROM analysis_customers)
     """,
     """
     {create} {p}session_devices AS
-    SELECT customer_id, device, sum(sessions) AS sessions,
-        sum(product_view_sessions) AS product_view_sessions, sum(cart_sessions) AS cart_sessions,
-        sum(checkout_sessions) AS checkout_sessions, sum(order_sessions) AS order_sessions,
-        sum(abandoned_cart_sessions) AS abandoned_cart_sessions
-    FROM {p}session_slots GROUP BY ALL
+    SELECT customer_id, device, sessions, product_view_sessions, cart_sessions,
+        checkout_sessions, order_sessions, abandoned_cart_sessions
+    FROM {p}session_groups WHERE by_source = 0
     """,
     """
     {create} {p}session_sources AS
-    SELECT customer_id, source, sum(sessions) AS sessions, sum(cart_sessions) AS cart_sessions,
-        sum(order_sessions) AS order_sessions,
-        sum(abandoned_cart_sessions) AS abandoned_cart_sessions
-    FROM {p}session_slots GROUP BY ALL
+    SELECT customer_id, source, sessions, cart_sessions, order_sessions, abandoned_cart_sessions
+    FROM {p}session_groups WHERE by_source = 1
     """,
-    "DROP TABLE {p}session_slots",
+    "DROP TABLE {p}session_groups",
     """
     {create} {p}order_values AS
     SELECT customer_id,
@@ -476,7 +472,7 @@ def _build_range(
 
 
 def _drop_range(cur: duckdb.DuckDBPyConnection, prefix: str) -> None:
-    tables = (*(s for _, s in _ROLLUPS.values()), _RANGE_CUSTOMERS, "session_slots", *CUBE_TABLES.values())
+    tables = (*(s for _, s in _ROLLUPS.values()), _RANGE_CUSTOMERS, "session_groups", *CUBE_TABLES.values())
     for suffix in dict.fromkeys(tables):
         cur.execute(f"DROP TABLE IF EXISTS {prefix}{suffix}")
 
