@@ -735,6 +735,7 @@ class _Audience:
     persona: bool = False  # the cubes read are the persona cubes
     range_key: str = ""  # the date range's key and bounds (_range_tables), when dated
     range_bounds: tuple[datetime, datetime] | None = None
+    bits_span: tuple[int, int] = (0, -1)  # the ids the bitmap covers (lo, hi), when bitmap
 
     def rollups(self, cur: duckdb.DuckDBPyConnection) -> None:
         """Build the date range's rollups unless they exist (its customers always do)."""
@@ -763,11 +764,13 @@ class _Audience:
         """
         if self.bitmap:
             # Ids outside the bitmap's span are no audience member (CASE evaluates get_bit
-            # on the rows inside it only).
-            lo, hi, b = (f"(SELECT {c} FROM {_AUDIENCE_BITS})" for c in ("lo", "hi", "b"))  # noqa: S608 - constant names
+            # on the rows inside it only). The span is written as numbers: read from the
+            # bitmap's table, it made the planner join that table on a range of ids.
+            lo, hi = (int(v) for v in self.bits_span)
             return (
-                f"CASE WHEN {alias}.customer_id BETWEEN {lo} AND {hi} "
-                f"THEN get_bit({b}, CAST({alias}.customer_id - {lo} AS INTEGER)) = 1 ELSE false END"
+                f"CASE WHEN {alias}.customer_id BETWEEN {lo} AND {hi} "  # noqa: S608 - constant names, integers
+                f"THEN get_bit((SELECT b FROM {_AUDIENCE_BITS}), CAST({alias}.customer_id - {lo} AS INTEGER)) = 1 "
+                "ELSE false END"
             )
         if self.complement and (universe == "rollup" or (universe == "features" and not self.dated)):
             return f"{alias}.customer_id NOT IN (SELECT customer_id FROM {_EXCLUDED})"  # noqa: S608 - alias and table are code constants
@@ -818,8 +821,11 @@ def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience 
         row = _cached(cur, "audience_stats", key, lambda: (stats_sql, {})).iloc[0]
     customers = 0 if pd.isna(row["customers"]) else int(row["customers"])
     complement = bitmap = False
+    bits_span = (0, -1)
     if not cube and customers:
-        bitmap = _ensure_bitmap(cur, state, key)
+        span = _ensure_bitmap(cur, state, key)
+        bitmap = span is not None
+        bits_span = span or bits_span
     if not cube and customers and not bitmap:
         universe = f"{ranges}{_RANGE_CUSTOMERS}" if flt.has_dates else "customer_features"
         universe_size = int(_cached(
@@ -839,7 +845,7 @@ def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience 
 
     return _Audience(
         key=key, state_key=state.key, cube=cube, cube_where=where if cube else "",
-        cube_params=q.params if cube else {}, dated=flt.has_dates, complement=complement, bitmap=bitmap,
+        cube_params=q.params if cube else {}, dated=flt.has_dates, complement=complement, bitmap=bitmap, bits_span=bits_span,
         customers=customers, buyers=count("buyers"), visitors=count("visitors"),
         carters=count("carters"), categorised=count("categorised"), orders=count("orders"),
         revenue=0.0 if pd.isna(row["revenue"]) else float(row["revenue"]), ranges=ranges,
@@ -865,24 +871,26 @@ def _personas_cubed(cur: duckdb.DuckDBPyConnection, state: _State, persona_ids: 
     return bool(_cached(cur, "personas_cubed", key, lambda: (sql, {"ids": ids})).iloc[0]["cubed"])
 
 
-def _ensure_bitmap(cur: duckdb.DuckDBPyConnection, state: _State, key: str) -> bool:
-    """Build the bitmap of the audience table for this key; False when the ids spread too
-    wide for one (membership then uses the audience table)."""
+def _ensure_bitmap(cur: duckdb.DuckDBPyConnection, state: _State, key: str) -> tuple[int, int] | None:
+    """Build the bitmap of the audience table for this key and return the ids it covers
+    (lo, hi); None when the ids spread too wide for one (membership then uses the
+    audience table)."""
     bounds = _cached(
         cur, "id_bounds", state.key,
         lambda: ("SELECT min(customer_id) AS lo, max(customer_id) AS hi FROM customer_features", {}),
     ).iloc[0]
     if pd.isna(bounds["lo"]) or int(bounds["hi"]) - int(bounds["lo"]) >= _MAX_BITMAP:
-        return False
+        return None
+    lo, hi = int(bounds["lo"]), int(bounds["hi"])
     if _registry_key(cur, "bitmap") != key:
         cur.execute(
             f"CREATE OR REPLACE TEMP TABLE {_AUDIENCE_BITS} AS "  # noqa: S608 - constant names
             "SELECT bitstring_agg(customer_id, $lo, $hi) AS b, CAST($lo AS BIGINT) AS lo, "
             f"CAST($hi AS BIGINT) AS hi FROM {_AUDIENCE}",
-            {"lo": int(bounds["lo"]), "hi": int(bounds["hi"])},
+            {"lo": lo, "hi": hi},
         )
         _register(cur, "bitmap", key)
-    return True
+    return lo, hi
 
 
 def _precheck(
