@@ -723,7 +723,6 @@ class _Audience:
     cube_params: dict[str, Any]
     dated: bool  # a date range: the range rollups replace the lifetime ones
     complement: bool  # most of the universe is kept: membership tests the excluded ones
-    bitmap: bool  # membership reads the audience bitmap (_AUDIENCE_BITS)
     customers: int
     buyers: int
     visitors: int
@@ -735,7 +734,13 @@ class _Audience:
     persona: bool = False  # the cubes read are the persona cubes
     range_key: str = ""  # the date range's key and bounds (_range_tables), when dated
     range_bounds: tuple[datetime, datetime] | None = None
-    bits_span: tuple[int, int] = (0, -1)  # the ids the bitmap covers (lo, hi), when bitmap
+    # The ids the audience bitmap (_AUDIENCE_BITS) covers, (lo, hi), when membership reads it.
+    bits_span: tuple[int, int] | None = None
+
+    @property
+    def bitmap(self) -> bool:
+        """Membership reads the audience bitmap."""
+        return self.bits_span is not None
 
     def rollups(self, cur: duckdb.DuckDBPyConnection) -> None:
         """Build the date range's rollups unless they exist (its customers always do)."""
@@ -762,11 +767,11 @@ class _Audience:
         audience is most of its universe, the condition excludes the few customers left
         out instead of looking up the many kept: a much smaller hash table per query.
         """
-        if self.bitmap:
+        if self.bits_span is not None:
             # Ids outside the bitmap's span are no audience member (CASE evaluates get_bit
             # on the rows inside it only). The span is written as numbers: read from the
             # bitmap's table, it made the planner join that table on a range of ids.
-            lo, hi = (int(v) for v in self.bits_span)
+            lo, hi = self.bits_span
             return (
                 f"CASE WHEN {alias}.customer_id BETWEEN {lo} AND {hi} "  # noqa: S608 - constant names, integers
                 f"THEN get_bit((SELECT b FROM {_AUDIENCE_BITS}), CAST({alias}.customer_id - {lo} AS INTEGER)) = 1 "
@@ -800,7 +805,7 @@ def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience 
     if cube:
         q = _Sql()
         where = _cube_where(flt, q)
-        shell = _Audience(key, state.key, True, where, q.params, flt.has_dates, False, False, 0, 0, 0, 0, 0, 0, 0.0,
+        shell = _Audience(key, state.key, True, where, q.params, flt.has_dates, False, 0, 0, 0, 0, 0, 0, 0.0,
                           ranges=ranges, persona=bool(flt.persona_ids))
         row = _bundle(cur, shell, "stats").iloc[0]
     else:
@@ -820,13 +825,9 @@ def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience 
         )
         row = _cached(cur, "audience_stats", key, lambda: (stats_sql, {})).iloc[0]
     customers = 0 if pd.isna(row["customers"]) else int(row["customers"])
-    complement = bitmap = False
-    bits_span = (0, -1)
-    if not cube and customers:
-        span = _ensure_bitmap(cur, state, key)
-        bitmap = span is not None
-        bits_span = span or bits_span
-    if not cube and customers and not bitmap:
+    complement = False
+    bits_span = _ensure_bitmap(cur, state, key) if not cube and customers else None
+    if not cube and customers and bits_span is None:
         universe = f"{ranges}{_RANGE_CUSTOMERS}" if flt.has_dates else "customer_features"
         universe_size = int(_cached(
             cur, "universe_size", f"{key}|{universe}",
@@ -845,7 +846,7 @@ def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience 
 
     return _Audience(
         key=key, state_key=state.key, cube=cube, cube_where=where if cube else "",
-        cube_params=q.params if cube else {}, dated=flt.has_dates, complement=complement, bitmap=bitmap, bits_span=bits_span,
+        cube_params=q.params if cube else {}, dated=flt.has_dates, complement=complement, bits_span=bits_span,
         customers=customers, buyers=count("buyers"), visitors=count("visitors"),
         carters=count("carters"), categorised=count("categorised"), orders=count("orders"),
         revenue=0.0 if pd.isna(row["revenue"]) else float(row["revenue"]), ranges=ranges,
@@ -885,8 +886,7 @@ def _ensure_bitmap(cur: duckdb.DuckDBPyConnection, state: _State, key: str) -> t
     if _registry_key(cur, "bitmap") != key:
         cur.execute(
             f"CREATE OR REPLACE TEMP TABLE {_AUDIENCE_BITS} AS "  # noqa: S608 - constant names
-            "SELECT bitstring_agg(customer_id, $lo, $hi) AS b, CAST($lo AS BIGINT) AS lo, "
-            f"CAST($hi AS BIGINT) AS hi FROM {_AUDIENCE}",
+            f"SELECT bitstring_agg(customer_id, $lo, $hi) AS b FROM {_AUDIENCE}",
             {"lo": lo, "hi": hi},
         )
         _register(cur, "bitmap", key)
@@ -898,7 +898,7 @@ def _precheck(
 ) -> tuple[ChartData | None, _Audience]:
     """The unavailable result when features are missing or the filter keeps nobody."""
     audience = _audience(cur, flt)
-    empty = _Audience("", "", False, "", {}, False, False, False, 0, 0, 0, 0, 0, 0, 0.0)
+    empty = _Audience("", "", False, "", {}, False, False, 0, 0, 0, 0, 0, 0, 0.0)
     if audience is None:
         return _unavailable(NO_FEATURES, columns), empty
     if audience.customers == 0:
@@ -1244,9 +1244,10 @@ _PERSONA_LISTS_JOIN = (
 )
 
 
-def _cell_dims() -> str:
-    """The cell columns a cube row is written with (from feature_cell_dims `d`)."""
-    return ", ".join(f"d.{d}" for d in (*CELL_DIMENSIONS, SEGMENT_CELL))
+def _cell_dims(alias: str = "") -> str:
+    """The cell columns a cube row is written with, of the table `alias` when given."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(f"{prefix}{d}" for d in (*CELL_DIMENSIONS, SEGMENT_CELL))
 
 
 def _cube_cells_sql(name: str, ranges: str | None = None) -> str:
@@ -1297,7 +1298,7 @@ _LIFETIME_CELLS_SQL = (
     f"""
     CREATE OR REPLACE TEMP TABLE cube_lifetime_cells AS
     SELECT row_number() OVER () AS lifetime_id, *
-    FROM (SELECT DISTINCT {", ".join((*CELL_DIMENSIONS, SEGMENT_CELL))} FROM feature_cell_dims)
+    FROM (SELECT DISTINCT {_cell_dims()} FROM feature_cell_dims)
     """,  # noqa: S608 - constant column names
     "CREATE OR REPLACE TEMP TABLE cube_lifetime_map AS SELECT d.cell_id, l.lifetime_id "
     "FROM feature_cell_dims d JOIN cube_lifetime_cells l ON "
@@ -1368,9 +1369,7 @@ def _fill_cubes(
     if split_personas:
         for sql in _LIFETIME_CELLS_SQL:
             cur.execute(sql)
-    lifetime_dims = ", ".join(f"l.{d}" for d in (*CELL_DIMENSIONS, SEGMENT_CELL))
-    cell_columns = ", ".join((*CELL_DIMENSIONS, SEGMENT_CELL))
-    persona_dims = f"{cell_columns}, {PERSONA_CELL}"
+    persona_dims = f"{_cell_dims()}, {PERSONA_CELL}"
     for name in names:
         table, cells = CUBE_TABLES[name], _cube_cells_sql(name, ranges)
         keys, measures = _cube_columns(name)
@@ -1390,7 +1389,7 @@ def _fill_cubes(
         elif not split_personas:
             # BY NAME: the segment column was added last to the tables (migration 12).
             sql = (
-                f"INSERT INTO {ranges or ''}{table} BY NAME SELECT {_cell_dims()}, agg.* EXCLUDE (cell_id) "  # noqa: S608 - names from CUBE_TABLES
+                f"INSERT INTO {ranges or ''}{table} BY NAME SELECT {_cell_dims('d')}, agg.* EXCLUDE (cell_id) "  # noqa: S608 - names from CUBE_TABLES
                 f"FROM ({cells}) agg JOIN feature_cell_dims d USING (cell_id)"
             )
             cur.execute(sql, params(sql))
@@ -1398,13 +1397,13 @@ def _fill_cubes(
             cur.execute(f"CREATE OR REPLACE TEMP TABLE cube_by_personas AS {cells}")
             # Names come from CUBE_TABLES and _BUNDLES; nothing is bound.
             cur.execute(
-                f"INSERT INTO {table} BY NAME SELECT {lifetime_dims}, agg.* EXCLUDE (lifetime_id) FROM ("  # noqa: S608
+                f"INSERT INTO {table} BY NAME SELECT {_cell_dims('l')}, agg.* EXCLUDE (lifetime_id) FROM ("  # noqa: S608
                 f"SELECT m.lifetime_id, {grouped} FROM cube_by_personas "
                 "JOIN cube_lifetime_map m USING (cell_id) GROUP BY ALL) agg JOIN cube_lifetime_cells l USING (lifetime_id)"
             )
             cur.execute(personas_sql.format(
                 cells="cube_by_personas",
-                cell_personas=f"SELECT cell_id, {cell_columns}, unnest(personas) AS {PERSONA_CELL} FROM feature_cell_dims",  # noqa: S608 - constant names
+                cell_personas=f"SELECT cell_id, {_cell_dims()}, unnest(personas) AS {PERSONA_CELL} FROM feature_cell_dims",  # noqa: S608 - constant names
             ))
     for temp in ("cube_by_personas", "cube_lifetime_cells", "cube_lifetime_map", "feature_cells", "feature_cell_dims"):
         cur.execute(f"DROP TABLE IF EXISTS {temp}")
