@@ -282,6 +282,11 @@ def test_date_range_filter(shop, raw):
     active |= set(s.loc[(s["started_at"] >= lo) & (s["started_at"] < hi), "customer_id"])
     flt = CustomerFilter(start=start, end=end)
     assert size(shop, flt) == len(active) > 0
+    # Visitors and cart visitors of the range: the funnel's and the cart chart's customers.
+    visits = s[(s["started_at"] >= lo) & (s["started_at"] < hi)]
+    assert funnel(shop, flt).n_customers == visits["customer_id"].nunique() > 0
+    carts = visits[visits["added_to_cart"].fillna(False).astype(bool)]
+    assert cart_abandonment(shop, flt, "device").n_customers == carts["customer_id"].nunique() > 0
     # Orders in the range only: completed orders of the window, by hand with pandas.
     done = raw["completed"]
     in_range = done[(done["ordered_at"] >= lo) & (done["ordered_at"] < hi)]
