@@ -22,7 +22,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -319,14 +319,92 @@ def clear_cache(cur: duckdb.DuckDBPyConnection, ranges: bool = True) -> None:
             built = cur.execute(f"SELECT generation, key FROM {_SHARED_RANGES}.ranges").fetchall()  # noqa: S608 - constant
             locks = [(g, _RANGE_BUILDS.setdefault(k, threading.Lock())) for g, k in built]
         for generation, lock in locks:
-            with lock:  # a build in progress ends first
+            with _PAGE_RUNS.step_aside():  # a build in progress ends first
+                lock.acquire()
+            try:
                 with _RANGE_LOCK:
                     _drop_range(cur, f"{_SHARED_RANGES}.r{int(generation)}_")
                     cur.execute(f"DELETE FROM {_SHARED_RANGES}.ranges WHERE generation = ?", [generation])  # noqa: S608 - constant
+            finally:
+                lock.release()
 
 
 def _filter_key(state: _State, flt: CustomerFilter) -> str:
     return f"{state.key}|{flt!r}"
+
+
+# Page runs come first. The builds of date ranges done in the background (the usual periods
+# when the explorer opens, a new range's rollups and cubes after its first use) pause before
+# each statement while a page runs in this process: on a two-core machine a page sharing
+# the cores with them takes twice as long. A statement already running goes on; a pause
+# lasts _YIELD_MAX_S at most, so that pages following each other without a gap delay the
+# builds but never stop them. A page waiting for a build (its range's rollups) steps aside
+# while it waits, or the two would wait for each other.
+_YIELD_MAX_S = 10.0
+
+
+class _PageRuns:
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._running = 0
+        self._local = threading.local()  # .page: a page run; .background: a background build
+
+    @contextlib.contextmanager
+    def page(self) -> Iterator[None]:
+        with self._changed:
+            self._running += 1
+        self._local.page = True
+        try:
+            yield
+        finally:
+            self._local.page = False
+            with self._changed:
+                self._running -= 1
+                self._changed.notify_all()
+
+    @contextlib.contextmanager
+    def step_aside(self) -> Iterator[None]:
+        """Around a wait for a build: this page run does not hold the builds back."""
+        if not getattr(self._local, "page", False):
+            yield
+            return
+        with self._changed:
+            self._running -= 1
+            self._changed.notify_all()
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._running += 1
+
+    @contextlib.contextmanager
+    def background(self) -> Iterator[None]:
+        self._local.background = True
+        try:
+            yield
+        finally:
+            self._local.background = False
+
+    def running(self) -> int:
+        with self._changed:
+            return self._running
+
+    def pause(self) -> None:
+        """In a background build: wait until no page runs (_YIELD_MAX_S at most)."""
+        if not getattr(self._local, "background", False):
+            return
+        deadline = time.monotonic() + _YIELD_MAX_S
+        with self._changed:
+            while self._running and (left := deadline - time.monotonic()) > 0:
+                self._changed.wait(left)
+
+
+_PAGE_RUNS = _PageRuns()
+
+
+def page_run() -> contextlib.AbstractContextManager[None]:
+    """Context of one run of a page: the background builds of date ranges wait for it."""
+    return _PAGE_RUNS.page()
 
 
 # Rollups of one date range, shaped like the lifetime rollups, built on demand: using a
@@ -470,6 +548,7 @@ def _build_range(
 ) -> None:
     for template in templates:
         sql = template.format(create=create, p=prefix)
+        _PAGE_RUNS.pause()
         cur.execute(sql, _range_params(sql, start, end))
 
 
@@ -559,7 +638,9 @@ def _range_tables(
     if found is None or found[1] < level:
         with _RANGE_LOCK:
             build_lock = _RANGE_BUILDS.setdefault(key, threading.Lock())
-        with build_lock:
+        with _PAGE_RUNS.step_aside():
+            build_lock.acquire()
+        try:
             found = ready()  # built meanwhile by another session
             if found is None:
                 found = (_new_range(cur, table, key, start, end), _CUSTOMERS)
@@ -583,12 +664,14 @@ def _range_tables(
                     with _RANGE_LOCK:
                         cur.execute(f"UPDATE {table} SET {column} = true WHERE generation = ?", [found[0]])  # noqa: S608 - constant names
                     found = (found[0], step)
+        finally:
+            build_lock.release()
     return f"{_SHARED_RANGES}.r{found[0]}_", found[1] >= _CUBED
 
 
 RANGE_CUBES_LATER = True  # build a new range's rollups and cubes on a thread after its first use
-# The thread lets the page that first used the range finish before it starts: on two cores,
-# the two would otherwise share them. A page needing the rollups sooner builds them itself.
+# The thread starts a moment after the range's first use, then pauses while pages run
+# (_PageRuns). A page needing the rollups sooner builds them itself.
 _RANGE_LATER_DELAY_S = 1.0
 
 
@@ -596,8 +679,9 @@ def _range_cubes_later(cur: duckdb.DuckDBPyConnection, key: str, start: datetime
     try:
         time.sleep(_RANGE_LATER_DELAY_S)
         # The rollups first, on their own: a page needing them waits for them only.
-        for level in (_ROLLED_UP, _CUBED):
-            _range_tables(cur, key, start, end, level)
+        with _PAGE_RUNS.background():
+            for level in (_ROLLED_UP, _CUBED):
+                _range_tables(cur, key, start, end, level)
     except Exception:  # the range stays readable from its rollups; nothing is lost
         _log.debug("building the cubes of a date range failed", exc_info=True)
     finally:
@@ -654,10 +738,11 @@ def prepare_periods(cur: duckdb.DuckDBPyConnection, first_day: date, last_day: d
     if state is None or not _shared_ranges(cur):
         return []
     done = []
-    for days in sorted(PERIODS, key=lambda d: (d != 90, d)):
-        start, end = period_range(days, first_day, last_day)
-        _ensure_range(cur, state, CustomerFilter(start=start, end=end), cubes=True)
-        done.append(days)
+    with _PAGE_RUNS.background():  # pages run first
+        for days in sorted(PERIODS, key=lambda d: (d != 90, d)):
+            start, end = period_range(days, first_day, last_day)
+            _ensure_range(cur, state, CustomerFilter(start=start, end=end), cubes=True)
+            done.append(days)
     return done
 
 
@@ -1367,6 +1452,7 @@ def _fill_cubes(
         only, personas_list = _PERSONA_LISTS_JOIN, "pm.personas"
     for template in _CELLS_SQL:
         sql = template.format(only=only, persona=persona, personas=personas_list)
+        _PAGE_RUNS.pause()
         cur.execute(sql, cell_params if "$personas" in sql else {})
     if split_personas:
         for sql in _LIFETIME_CELLS_SQL:
@@ -1394,6 +1480,7 @@ def _fill_cubes(
                 f"INSERT INTO {ranges or ''}{table} BY NAME SELECT {_cell_dims('d')}, agg.* EXCLUDE (cell_id) "  # noqa: S608 - names from CUBE_TABLES
                 f"FROM ({cells}) agg JOIN feature_cell_dims d USING (cell_id)"
             )
+            _PAGE_RUNS.pause()
             cur.execute(sql, params(sql))
         else:
             cur.execute(f"CREATE OR REPLACE TEMP TABLE cube_by_personas AS {cells}")

@@ -583,6 +583,77 @@ def test_a_new_range_gets_its_cubes_after_its_first_use(store):
     assert_same_charts(first, later)
 
 
+def test_background_builds_wait_while_a_page_runs(monkeypatch):
+    # A background build pauses before its next statement while a page runs, goes on when
+    # the page ends, and, however long a page runs, waits _YIELD_MAX_S at most.
+    runs = explore._PageRuns()
+    resumed = threading.Event()
+
+    def build() -> None:
+        with runs.background():
+            runs.pause()
+        resumed.set()
+
+    with runs.page():
+        worker = threading.Thread(target=build)
+        worker.start()
+        assert not resumed.wait(0.5)  # the page still runs
+    assert resumed.wait(5)
+    worker.join()
+    # Outside a background build (a page, a test, the command line) nothing waits.
+    with runs.page():
+        started = time.monotonic()
+        runs.pause()
+        assert time.monotonic() - started < 0.1
+    # Bounded: a page that never ends delays the build by _YIELD_MAX_S only.
+    monkeypatch.setattr(explore, "_YIELD_MAX_S", 0.3)
+    resumed.clear()
+    with runs.page():
+        started = time.monotonic()
+        threading.Thread(target=build).start()
+        assert resumed.wait(5)
+        assert 0.25 < time.monotonic() - started < 3
+
+
+def test_a_page_waiting_for_a_paused_build_lets_it_finish(store, monkeypatch):
+    # A thread builds a new range in the background while a page runs, so it pauses holding
+    # the range's build lock; the page then asks for the same range. The page steps aside
+    # while it waits for the lock: the build goes on at once instead of after its longest
+    # pause, and the page reads the built range.
+    monkeypatch.setattr(explore, "RANGE_CUBES_LATER", False)
+    monkeypatch.setattr(explore, "_YIELD_MAX_S", 30.0)
+    setup = store.cursor()
+    build_small_shop(setup)
+    compute_customer_features(setup)
+    state = explore._state(setup)
+    start, end = datetime(2024, 6, 1), datetime(2024, 7, 1)
+    key = explore._range_key(state, start, end)
+
+    def background() -> None:
+        with explore._PAGE_RUNS.background():
+            explore._range_tables(store.cursor(), key, start, end, explore._ROLLED_UP)
+
+    with explore.page_run():
+        worker = threading.Thread(target=background)
+        worker.start()
+        deadline = time.monotonic() + 10
+        while not (explore._RANGE_BUILDS.get(key) and explore._RANGE_BUILDS[key].locked()):
+            assert time.monotonic() < deadline, "the background build did not start"
+            time.sleep(0.01)
+        time.sleep(0.2)  # paused before its first statement: the page runs
+        assert setup.execute("SELECT count(*) FROM explorer_ranges.ranges WHERE ready").fetchall() == [(0,)]
+        started = time.monotonic()
+        prefix, _ = explore._range_tables(store.cursor(), key, start, end, explore._ROLLED_UP)
+        assert time.monotonic() - started < 10
+    worker.join(10)
+    assert not worker.is_alive()
+    o = setup.execute(
+        "SELECT count(*) FROM analysis_orders WHERE status = 'completed' AND ordered_at >= ? AND ordered_at < ?",
+        [start, end],
+    ).fetchall()[0][0]
+    assert setup.execute(f"SELECT sum(orders) FROM {prefix}order_values WHERE dimension = 'channel'").fetchall()[0][0] == o > 0
+
+
 def test_filters_combine_with_and(shop, raw):
     c = raw["customers"]
     expected = int(((c["country"] == "FR") & (c["acquisition_channel"] == "email")).sum())
