@@ -347,25 +347,29 @@ class _PageRuns:
     def __init__(self) -> None:
         self._changed = threading.Condition()
         self._running = 0
-        self._local = threading.local()  # .page: a page run; .background: a background build
+        self._local = threading.local()  # .page: depth of page runs; .background: a background build
 
     @contextlib.contextmanager
     def page(self) -> Iterator[None]:
-        with self._changed:
-            self._running += 1
-        self._local.page = True
+        """A page run; nested ones (the app around a page) count once."""
+        depth = getattr(self._local, "page", 0)
+        if not depth:
+            with self._changed:
+                self._running += 1
+        self._local.page = depth + 1
         try:
             yield
         finally:
-            self._local.page = False
-            with self._changed:
-                self._running -= 1
-                self._changed.notify_all()
+            self._local.page = depth
+            if not depth:
+                with self._changed:
+                    self._running -= 1
+                    self._changed.notify_all()
 
     @contextlib.contextmanager
     def step_aside(self) -> Iterator[None]:
         """Around a wait for a build: this page run does not hold the builds back."""
-        if not getattr(self._local, "page", False):
+        if not getattr(self._local, "page", 0):
             yield
             return
         with self._changed:
@@ -506,7 +510,8 @@ _RANGE_SQL: tuple[str, ...] = (
 # counts there: what the audience and the demographics need, straight from the orders and
 # sessions, without the rollups (built when a chart needs them). The buyers and the visitors
 # are grouped apart and joined (cheaper than regrouping their union); consent is applied to
-# the joined rows, fewer than the orders and sessions.
+# the joined rows, fewer than the orders and sessions. Who bought items of a known category
+# needs the order lines: the category chart counts them from the range's rollup.
 _RANGE_CUSTOMERS_SQL = """
     {create} {p}customers AS
     WITH buyers AS (
@@ -519,18 +524,10 @@ _RANGE_CUSTOMERS_SQL = """
         FROM sessions
         WHERE started_at >= $s AND started_at < $e AND customer_id IS NOT NULL
         GROUP BY customer_id
-    ), categorised AS (
-        SELECT DISTINCT o.customer_id
-        FROM orders o
-        JOIN order_items i ON i.order_id = o.order_id
-        JOIN products p ON p.product_id = i.product_id
-        WHERE o.status = 'completed' AND o.ordered_at >= $s AND o.ordered_at < $e
-          AND p.category IS NOT NULL
     )
     SELECT coalesce(b.customer_id, v.customer_id) AS customer_id,
         coalesce(b.orders, 0) AS orders, coalesce(b.revenue, 0) AS revenue,
-        v.customer_id IS NOT NULL AS visitor, coalesce(v.carter, false) AS carter,
-        coalesce(b.customer_id IN (SELECT customer_id FROM categorised), false) AS categorised
+        v.customer_id IS NOT NULL AS visitor, coalesce(v.carter, false) AS carter
     FROM buyers b
     FULL JOIN visitors v ON v.customer_id = b.customer_id
     WHERE coalesce(b.customer_id, v.customer_id) IN (SELECT customer_id FROM analysis_customers)
@@ -784,7 +781,10 @@ def _audience_sql(
         # Customers with a completed order or a visit in the range, with their counts there
         # (the range rollups are built first, by _ensure_range).
         joins.append(f"JOIN {ranges}{_RANGE_CUSTOMERS} r ON r.customer_id = f.customer_id")
-        counts = "r.orders AS frequency, r.revenue AS monetary, r.visitor, r.carter, r.categorised"
+        counts = (
+            "r.orders AS frequency, r.revenue AS monetary, r.visitor, r.carter, "
+            "CAST(NULL AS BOOLEAN) AS categorised"
+        )
     else:
         counts = (
             "f.frequency, f.monetary, f.sessions_total > 0 AS visitor, "
@@ -814,7 +814,9 @@ class _Audience:
     buyers: int
     visitors: int
     carters: int
-    categorised: int
+    # Customers with items of a known category; None for a date range read from the
+    # customers' rows (category_mix counts them from the range's rollup).
+    categorised: int | None
     orders: int
     revenue: float
     ranges: str = _LOCAL_RANGES  # prefix of the date range's tables, when dated
@@ -935,7 +937,8 @@ def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience 
         key=key, state_key=state.key, cube=cube, cube_where=where if cube else "",
         cube_params=q.params if cube else {}, dated=flt.has_dates, complement=complement, bits_span=bits_span,
         customers=customers, buyers=count("buyers"), visitors=count("visitors"),
-        carters=count("carters"), categorised=count("categorised"), orders=count("orders"),
+        carters=count("carters"), categorised=None if flt.has_dates and not cube else count("categorised"),
+        orders=count("orders"),
         revenue=0.0 if pd.isna(row["revenue"]) else float(row["revenue"]), ranges=ranges,
         persona=cube and bool(flt.persona_ids), range_key=range_key, range_bounds=bounds,
     )
@@ -1165,12 +1168,14 @@ _BUNDLES: dict[str, _Bundle] = {
     ),
 }
 # The stats of a date range's cube: its customers' counts in the range ({ranges}customers),
-# and who bought in the months the range touches ($s, $e: the range), for the monthly charts.
+# who bought items of a known category there (its category rollup), and who bought in the
+# months the range touches ($s, $e: the range), for the monthly charts.
 _RANGE_STATS = _Bundle(
     source=(
         "(SELECT rc.*, rc.customer_id IN (SELECT customer_id FROM customer_order_months "
-        "WHERE month >= date_trunc('month', CAST($s AS DATE)) AND month < CAST($e AS DATE)) AS month_buyer "
-        "FROM {ranges}customers rc) r"
+        "WHERE month >= date_trunc('month', CAST($s AS DATE)) AND month < CAST($e AS DATE)) AS month_buyer, "
+        "rc.customer_id IN (SELECT customer_id FROM {ranges}category_revenue WHERE category IS NOT NULL) "
+        "AS categorised FROM {ranges}customers rc) r"
     ),
     keys=(),
     measures=(
@@ -1909,6 +1914,21 @@ def order_mix(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, by: str = "ch
 CATEGORY_COLUMNS = ("category", "customers", "revenue", "quantity", "revenue_share", "too_small")
 
 
+def _range_categorised(cur: duckdb.DuckDBPyConnection, a: _Audience) -> int:
+    """Filtered customers with items of a known category in the date range: those of the
+    range's category rollup (completed orders of the range) with a category."""
+    sql = (
+        f"SELECT count(DISTINCT r.customer_id) AS n FROM {a.table('categories')} r "  # noqa: S608 - constant names
+        f"WHERE r.category IS NOT NULL AND {a.member('r')}"
+    )
+
+    def build() -> tuple[str, dict[str, Any]]:
+        a.rollups(cur)
+        return sql, {}
+
+    return int(_cached(cur, "range_categorised", a.key, build).iloc[0]["n"])
+
+
 def category_mix(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> ChartData:
     """Revenue by product category (value of the items of completed orders).
 
@@ -1923,7 +1943,7 @@ def category_mix(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> ChartDa
     if not _shop_fact(cur, a, "items", "SELECT EXISTS (SELECT 1 FROM customer_category_revenue)"):
         return _unavailable(NO_ITEMS if _has_orders(cur, a) else NO_ORDERS, CATEGORY_COLUMNS)
     df = _bundle(cur, a, "categories")
-    n_customers = a.categorised
+    n_customers = a.categorised if a.categorised is not None else _range_categorised(cur, a)
     total_revenue = float(df["revenue"].sum()) if len(df) else 0.0
     if not total_revenue:
         return _unavailable(NO_ORDERS, CATEGORY_COLUMNS)

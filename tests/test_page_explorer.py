@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from persona_engine import auth
+from persona_engine import auth, explore
 from persona_engine.explore import CustomerFilter, audience_summary, best_customers, rfm_groups
 from persona_engine.features import compute_customer_features
 from persona_engine.personas import create_persona
@@ -115,6 +116,24 @@ def test_persona_filter_counts_only_consenting_members(shop):
     at = open_explorer()
     at.multiselect(key="explorer_persona").set_value([1]).run()
     assert customers_shown(at) == consenting
+
+
+def test_the_explorer_runs_as_a_page_run_that_background_builds_wait_for(shop, monkeypatch):
+    # The engine's calls happen inside a page run (explore.page_run), whether the page is
+    # opened through the app or on its own; between runs none is counted.
+    counts: list[int] = []
+    audience = explore._audience
+
+    def counted(cur, flt):
+        counts.append(explore._PAGE_RUNS.running())
+        return audience(cur, flt)
+
+    monkeypatch.setattr(explore, "_audience", counted)
+    st.cache_data.clear()  # the page's results of earlier tests would spare the engine
+    at = open_explorer()
+    assert not at.exception, at.exception
+    assert counts and set(counts) == {1}
+    assert explore._PAGE_RUNS.running() == 0
 
 
 def test_date_range_filter(shop):
