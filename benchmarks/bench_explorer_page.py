@@ -12,6 +12,8 @@ the first view after a filter change pays for finding the filter's customers. Th
 prepares the usual periods (last 30, 90 and 365 days) when it opens: the runs wait for that,
 so "last 90 days" is a prepared period and "last 60 days" a range used for the first time.
 A second session then opens the same 60 days: their rollups are shared by the sessions.
+Last, a marketer who looks at the demographics of a new range (last 45 days) before
+turning to behaviour, THINK_S seconds later: the range's rollups are built meanwhile.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import os
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,7 @@ from ui.explorer_data import SESSION_CURSOR  # noqa: E402
 from ui.explorer_filters import DATES_KEY, FILTERS, VIEW_KEY  # noqa: E402
 
 VIEWS = ("demographics", "behaviour")
+THINK_S = 5.0  # seconds between the two views of a new range, in the last scenario
 
 
 def filters_of(db: str) -> dict[str, CustomerFilter]:
@@ -106,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"db": args.db, "load_average_start": os.getloadavg(), "runs": {}}
     best: dict[tuple[str, str], float] = {}
     shared = "last 60 days, in another session"
+    looked = f"last 45 days, views {THINK_S:.0f} s apart"
+    sixty = filters["last 60 days"]
+    assert sixty.end is not None
+    later = CustomerFilter(start=sixty.end - timedelta(days=44), end=sixty.end)
     for _ in range(max(1, args.repeat)):
         # A new session each time: its own cursor, nothing of the previous session's
         # per-cursor tables (Streamlit's data caches are per process and are cleared).
@@ -121,9 +129,14 @@ def main(argv: list[str] | None = None) -> int:
         st.cache_data.clear()
         time_run(open_session(), shared, filters["last 60 days"], VIEWS[0], best)
         time_run(open_session(), shared, filters["last 60 days"], VIEWS[1], best)
+        # Demographics of a new range, then its behaviour a few seconds later.
+        time_run(at, looked, later, VIEWS[0], best)
+        time.sleep(THINK_S)
+        time_run(at, looked, later, VIEWS[1], best)
         # The next repeat starts without any date range built.
         explore.clear_cache(at.session_state[SESSION_CURSOR].cursor)
     filters[shared] = filters["last 60 days"]
+    filters[looked] = later
     for name in filters:
         runs = {view: round(best[(name, view)], 3) for view in VIEWS}
         report["runs"][name] = runs
