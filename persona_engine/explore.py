@@ -319,14 +319,9 @@ def clear_cache(cur: duckdb.DuckDBPyConnection, ranges: bool = True) -> None:
             built = cur.execute(f"SELECT generation, key FROM {_SHARED_RANGES}.ranges").fetchall()  # noqa: S608 - constant
             locks = [(g, _RANGE_BUILDS.setdefault(k, threading.Lock())) for g, k in built]
         for generation, lock in locks:
-            with _PAGE_RUNS.step_aside():  # a build in progress ends first
-                lock.acquire()
-            try:
-                with _RANGE_LOCK:
-                    _drop_range(cur, f"{_SHARED_RANGES}.r{int(generation)}_")
-                    cur.execute(f"DELETE FROM {_SHARED_RANGES}.ranges WHERE generation = ?", [generation])  # noqa: S608 - constant
-            finally:
-                lock.release()
+            with _PAGE_RUNS.holding(lock), _RANGE_LOCK:  # a build in progress ends first
+                _drop_range(cur, f"{_SHARED_RANGES}.r{int(generation)}_")
+                cur.execute(f"DELETE FROM {_SHARED_RANGES}.ranges WHERE generation = ?", [generation])  # noqa: S608 - constant
 
 
 def _filter_key(state: _State, flt: CustomerFilter) -> str:
@@ -380,6 +375,16 @@ class _PageRuns:
         finally:
             with self._changed:
                 self._running += 1
+
+    @contextlib.contextmanager
+    def holding(self, lock: threading.Lock) -> Iterator[None]:
+        """Hold a build's lock, stepping aside while waiting for it."""
+        with self.step_aside():
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
 
     @contextlib.contextmanager
     def background(self) -> Iterator[None]:
@@ -635,9 +640,7 @@ def _range_tables(
     if found is None or found[1] < level:
         with _RANGE_LOCK:
             build_lock = _RANGE_BUILDS.setdefault(key, threading.Lock())
-        with _PAGE_RUNS.step_aside():
-            build_lock.acquire()
-        try:
+        with _PAGE_RUNS.holding(build_lock):
             found = ready()  # built meanwhile by another session
             if found is None:
                 found = (_new_range(cur, table, key, start, end), _CUSTOMERS)
@@ -661,8 +664,6 @@ def _range_tables(
                     with _RANGE_LOCK:
                         cur.execute(f"UPDATE {table} SET {column} = true WHERE generation = ?", [found[0]])  # noqa: S608 - constant names
                     found = (found[0], step)
-        finally:
-            build_lock.release()
     return f"{_SHARED_RANGES}.r{found[0]}_", found[1] >= _CUBED
 
 
