@@ -14,6 +14,11 @@ so "last 90 days" is a prepared period and "last 60 days" a range used for the f
 A second session then opens the same 60 days: their rollups are shared by the sessions.
 Last, a marketer who looks at the demographics of a new range (last 45 days) before
 turning to behaviour, THINK_S seconds later: the range's rollups are built meanwhile.
+
+The behaviour view of a range whose rollups are still being built draws the charts that do
+not need them and leaves the others to come: the page polls, then redraws itself. The
+benchmark does the same; besides the run, it reports the time from the click to the page
+with every chart when the two differ.
 """
 
 from __future__ import annotations
@@ -40,11 +45,13 @@ from persona_engine import explore  # noqa: E402
 from persona_engine.explore import CustomerFilter  # noqa: E402
 from persona_engine.store import open_store  # noqa: E402
 from ui import explorer_data  # noqa: E402
+from ui.explorer_behaviour import ROLLUPS_POLL_S  # noqa: E402
 from ui.explorer_data import SESSION_CURSOR  # noqa: E402
 from ui.explorer_filters import DATES_KEY, FILTERS, VIEW_KEY  # noqa: E402
 
 VIEWS = ("demographics", "behaviour")
 THINK_S = 5.0  # seconds between the two views of a new range, in the last scenario
+PENDING = "this chart appears in a few seconds"  # a chart left to come (ui locale, English)
 
 
 def filters_of(db: str) -> dict[str, CustomerFilter]:
@@ -87,8 +94,18 @@ def wait_for_periods(at: AppTest, timeout_s: float = 600.0) -> None:
     raise SystemExit("the usual periods were not prepared in time")
 
 
-def time_run(at: AppTest, name: str, flt: CustomerFilter, view: str, best: dict[tuple[str, str], float]) -> None:
-    """Set the filter bar and the view, rerun the page, keep the best time of (name, view)."""
+def pending_charts(at: AppTest) -> int:
+    """Charts the page left to come (a new date range's rollups being built)."""
+    return sum(PENDING in c.value for c in at.caption)
+
+
+def time_run(
+    at: AppTest, name: str, flt: CustomerFilter, view: str, best: dict[tuple[str, str], float],
+    complete: dict[tuple[str, str], float],
+) -> None:
+    """Set the filter bar and the view, rerun the page, keep the best time of (name, view).
+    When the page leaves charts to come, poll as the page does and rerun it once they can
+    be drawn: `complete` keeps the time from the click to the page with every chart."""
     set_filter(at, flt, view)
     start = time.perf_counter()
     at.run()
@@ -96,6 +113,15 @@ def time_run(at: AppTest, name: str, flt: CustomerFilter, view: str, best: dict[
     if at.exception or at.error:
         raise SystemExit(f"{name} / {view}: {at.exception or [e.value for e in at.error]}")
     best[(name, view)] = min(seconds, best.get((name, view), float("inf")))
+    if pending_charts(at):
+        cur = at.session_state[SESSION_CURSOR].cursor
+        while not explore.range_rollups_ready(cur, flt, 0.0):
+            time.sleep(ROLLUPS_POLL_S)
+        at.run()
+        if at.exception or pending_charts(at):
+            raise SystemExit(f"{name} / {view}: charts still missing after the rollups were built")
+    total = time.perf_counter() - start
+    complete[(name, view)] = min(total, complete.get((name, view), float("inf")))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PERSONA_STUDIO_DB"] = str(Path(args.db).resolve())
     report: dict[str, Any] = {"db": args.db, "load_average_start": os.getloadavg(), "runs": {}}
     best: dict[tuple[str, str], float] = {}
+    complete: dict[tuple[str, str], float] = {}
     shared = "last 60 days, in another session"
     looked = f"last 45 days, views {THINK_S:.0f} s apart"
     sixty = filters["last 60 days"]
@@ -123,26 +150,29 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_periods(at)
         for name, flt in filters.items():
             for view in VIEWS:
-                time_run(at, name, flt, view, best)
+                time_run(at, name, flt, view, best, complete)
         # A colleague opening the same date range: the range's rollups are shared by the
         # store's sessions, nothing of the first session's results is cached for them.
         st.cache_data.clear()
-        time_run(open_session(), shared, filters["last 60 days"], VIEWS[0], best)
-        time_run(open_session(), shared, filters["last 60 days"], VIEWS[1], best)
+        time_run(open_session(), shared, filters["last 60 days"], VIEWS[0], best, complete)
+        time_run(open_session(), shared, filters["last 60 days"], VIEWS[1], best, complete)
         # Demographics of a new range, then its behaviour a few seconds later.
-        time_run(at, looked, later, VIEWS[0], best)
+        time_run(at, looked, later, VIEWS[0], best, complete)
         time.sleep(THINK_S)
-        time_run(at, looked, later, VIEWS[1], best)
+        time_run(at, looked, later, VIEWS[1], best, complete)
         # The next repeat starts without any date range built.
         explore.clear_cache(at.session_state[SESSION_CURSOR].cursor)
     filters[shared] = filters["last 60 days"]
     filters[looked] = later
     for name in filters:
         runs = {view: round(best[(name, view)], 3) for view in VIEWS}
+        whole = {view: round(complete[(name, view)], 3) for view in VIEWS}
         report["runs"][name] = runs
+        report.setdefault("every_chart", {})[name] = whole
         verdict = "OK" if max(runs.values()) <= FILTER_BUDGET_S else "OVER BUDGET"
+        later = "".join(f"  ({v}: every chart after {whole[v]:.3f} s)" for v in VIEWS if whole[v] > runs[v] + 0.05)
         print(f"page run {name:<24} " + "  ".join(f"{v} {s:6.3f} s" for v, s in runs.items())
-              + f"  [{verdict}]", flush=True)
+              + f"  [{verdict}]{later}", flush=True)
     report["load_average_end"] = os.getloadavg()
     print(f"load average: start {report['load_average_start']}, end {report['load_average_end']}")
     if args.json:

@@ -342,7 +342,7 @@ class _PageRuns:
     def __init__(self) -> None:
         self._changed = threading.Condition()
         self._running = 0
-        self._local = threading.local()  # .page: depth of page runs; .background: a background build
+        self._local = threading.local()  # .page: depth of page runs; .background: urgent() of a build
 
     @contextlib.contextmanager
     def page(self) -> Iterator[None]:
@@ -387,12 +387,18 @@ class _PageRuns:
             lock.release()
 
     @contextlib.contextmanager
-    def background(self) -> Iterator[None]:
-        self._local.background = True
+    def background(self, urgent: Callable[[], bool] = lambda: False) -> Iterator[None]:
+        """A background build; it stops pausing once `urgent()` (wake() says when)."""
+        self._local.background = urgent
         try:
             yield
         finally:
-            self._local.background = False
+            self._local.background = None
+
+    def wake(self) -> None:
+        """Paused builds check again whether they are urgent."""
+        with self._changed:
+            self._changed.notify_all()
 
     def running(self) -> int:
         with self._changed:
@@ -400,11 +406,12 @@ class _PageRuns:
 
     def pause(self) -> None:
         """In a background build: wait until no page runs (_YIELD_MAX_S at most)."""
-        if not getattr(self._local, "background", False):
+        urgent = getattr(self._local, "background", None)
+        if urgent is None:
             return
         deadline = time.monotonic() + _YIELD_MAX_S
         with self._changed:
-            while self._running and (left := deadline - time.monotonic()) > 0:
+            while self._running and not urgent() and (left := deadline - time.monotonic()) > 0:
                 self._changed.wait(left)
 
 
@@ -624,24 +631,12 @@ def _range_tables(
             _register(cur, "range", key)
         return _LOCAL_RANGES, False
     table = f"{_SHARED_RANGES}.ranges"
-
-    def ready() -> tuple[int, int] | None:
-        with _RANGE_LOCK:
-            found = cur.execute(f"SELECT generation, rollups, cubes, used FROM {table} WHERE key = ? AND ready", [key]).fetchall()  # noqa: S608 - constant name
-            if not found:
-                return None
-            generation, rollups, has_cubes, used = found[0]
-            now = time.time()
-            if now - used > 1.0:  # once per page is enough, not once per chart
-                cur.execute(f"UPDATE {table} SET used = ? WHERE generation = ?", [now, generation])  # noqa: S608 - constant name
-            return int(generation), _CUBED if has_cubes else _ROLLED_UP if rollups else _CUSTOMERS
-
-    found = ready()
+    found = _range_found(cur, key)
     if found is None or found[1] < level:
         with _RANGE_LOCK:
             build_lock = _RANGE_BUILDS.setdefault(key, threading.Lock())
         with _PAGE_RUNS.holding(build_lock):
-            found = ready()  # built meanwhile by another session
+            found = _range_found(cur, key)  # built meanwhile by another session
             if found is None:
                 found = (_new_range(cur, table, key, start, end), _CUSTOMERS)
                 if level < _CUBED and RANGE_CUBES_LATER:
@@ -650,10 +645,13 @@ def _range_tables(
                     # Not a daemon (said explicitly: the flag is inherited from the caller's
                     # thread): the process waits for it rather than stopping it in the middle
                     # of the database's work.
-                    threading.Thread(
+                    later = _Later(threading.Thread(
                         target=_range_cubes_later, args=(cur.cursor(), key, start, end),
                         name="explorer-range-cubes", daemon=False,
-                    ).start()
+                    ))
+                    with _RANGE_LOCK:
+                        _RANGE_LATER[key] = later
+                    later.thread.start()
             prefix = f"{_SHARED_RANGES}.r{found[0]}_"
             for step, column, build in (
                 (_ROLLED_UP, "rollups", lambda: _build_range(cur, prefix, "CREATE OR REPLACE TABLE", start, end, _RANGE_SQL)),
@@ -667,24 +665,94 @@ def _range_tables(
     return f"{_SHARED_RANGES}.r{found[0]}_", found[1] >= _CUBED
 
 
+def _range_found(cur: duckdb.DuckDBPyConnection, key: str) -> tuple[int, int] | None:
+    """The generation of the shared range of this key and how far it is built, or None;
+    marks it used (once a second at most: once per page, not once per chart)."""
+    table = f"{_SHARED_RANGES}.ranges"
+    with _RANGE_LOCK:
+        found = cur.execute(f"SELECT generation, rollups, cubes, used FROM {table} WHERE key = ? AND ready", [key]).fetchall()  # noqa: S608 - constant name
+        if not found:
+            return None
+        generation, rollups, has_cubes, used = found[0]
+        now = time.time()
+        if now - used > 1.0:
+            cur.execute(f"UPDATE {table} SET used = ? WHERE generation = ?", [now, generation])  # noqa: S608 - constant name
+        return int(generation), _CUBED if has_cubes else _ROLLED_UP if rollups else _CUSTOMERS
+
+
 RANGE_CUBES_LATER = True  # build a new range's rollups and cubes on a thread after its first use
 # The thread starts a moment after the range's first use, then pauses while pages run
-# (_PageRuns). A page needing the rollups sooner builds them itself.
+# (_PageRuns), unless a page waits for its rollups (range_rollups_ready): it then starts at
+# once and its rollups do not pause.
 _RANGE_LATER_DELAY_S = 1.0
 
 
+@dataclass
+class _Later:
+    """The thread building a range's rollups and cubes after its first use."""
+
+    thread: threading.Thread
+    hurry: threading.Event = field(default_factory=threading.Event)  # a page waits for its rollups
+
+
+_RANGE_LATER: dict[str, _Later] = {}  # range key -> its thread, while it runs
+
+
 def _range_cubes_later(cur: duckdb.DuckDBPyConnection, key: str, start: datetime, end: datetime) -> None:
+    with _RANGE_LOCK:
+        later = _RANGE_LATER.get(key)
+    hurry = later.hurry if later is not None else threading.Event()
     try:
-        time.sleep(_RANGE_LATER_DELAY_S)
+        hurry.wait(_RANGE_LATER_DELAY_S)
         # The rollups first, on their own: a page needing them waits for them only.
+        with _PAGE_RUNS.background(urgent=hurry.is_set):
+            _range_tables(cur, key, start, end, _ROLLED_UP)
         with _PAGE_RUNS.background():
-            for level in (_ROLLED_UP, _CUBED):
-                _range_tables(cur, key, start, end, level)
+            _range_tables(cur, key, start, end, _CUBED)
     except Exception:  # the range stays readable from its rollups; nothing is lost
         _log.debug("building the cubes of a date range failed", exc_info=True)
     finally:
+        with _RANGE_LOCK:
+            if later is not None and _RANGE_LATER.get(key) is later:
+                del _RANGE_LATER[key]
         with contextlib.suppress(duckdb.Error):  # the store may have been closed meanwhile
             cur.close()
+
+
+def range_rollups_ready(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, wait_s: float = 0.0) -> bool:
+    """Whether the charts of the filter's date range that read its rollups (sessions,
+    cart abandonment, order mixes, categories, weekday x hour) can be drawn without
+    building them first.
+
+    A new range's rollups are built by a thread after its first use; this wakes the thread
+    up, keeps its rollups from pausing for pages, and waits `wait_s` at most for them.
+    True without such a thread (no date range, a read-only store, a range built another
+    way or not yet used): the charts then build what they need themselves.
+    """
+    if not flt.has_dates:
+        return True
+    state = _state(cur)
+    if state is None or not _shared_ranges(cur):
+        return True
+    key = _range_key(state, *_bounds(flt))
+    with _RANGE_LOCK:
+        later = _RANGE_LATER.get(key)
+    if later is None:
+        return True
+    later.hurry.set()
+    _PAGE_RUNS.wake()
+    deadline = time.monotonic() + wait_s
+    with _PAGE_RUNS.step_aside():
+        while True:
+            found = _range_found(cur, key)
+            if found is not None and found[1] >= _ROLLED_UP:
+                return True
+            if not later.thread.is_alive():  # it failed: the charts build the rollups
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(left, 0.05))
 
 
 def _new_range(cur: duckdb.DuckDBPyConnection, table: str, key: str, start: datetime, end: datetime) -> int:

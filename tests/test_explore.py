@@ -34,6 +34,7 @@ from persona_engine.explore import (
     funnel,
     new_vs_returning_revenue,
     order_mix,
+    range_rollups_ready,
     rfm_grid,
     rfm_groups,
     weekday_hour,
@@ -672,6 +673,85 @@ def test_a_page_waiting_for_a_paused_build_lets_it_finish(store, monkeypatch):
         [start, end],
     ).fetchall()[0][0]
     assert setup.execute(f"SELECT sum(orders) FROM {prefix}order_values WHERE dimension = 'channel'").fetchall()[0][0] == o > 0
+
+
+def _held_rollups(monkeypatch) -> threading.Event:
+    """Make a range's rollups wait for the returned event before they are built."""
+    go = threading.Event()
+    build = explore._build_range
+
+    def held(cur, prefix, create, start, end, templates):
+        if tuple(templates) == explore._RANGE_SQL:
+            assert go.wait(30), "the rollups were never let through"
+        build(cur, prefix, create, start, end, templates)
+
+    monkeypatch.setattr(explore, "_build_range", held)
+    return go
+
+
+def test_a_page_waiting_for_a_new_ranges_rollups_hurries_their_thread(store, monkeypatch):
+    # A new range's first use leaves its rollups to a thread that starts a moment later and
+    # pauses while pages run. A page asking whether they are ready wakes the thread up
+    # and keeps its rollups from pausing, even while another session's page runs; it
+    # waits wait_s at most and says whether they are there.
+    monkeypatch.setattr(explore, "_RANGE_LATER_DELAY_S", 60.0)
+    monkeypatch.setattr(explore, "_YIELD_MAX_S", 60.0)
+    cur = store.cursor()
+    build_small_shop(cur)
+    compute_customer_features(cur)
+    flt = CustomerFilter(start=date(2024, 6, 1), end=date(2024, 9, 30))
+    assert range_rollups_ready(cur, CustomerFilter())  # no date range: nothing to wait for
+    go = _held_rollups(monkeypatch)
+    other_page = threading.Event()
+    done = threading.Event()
+
+    def another_session() -> None:
+        with explore.page_run():
+            other_page.set()
+            done.wait(60)
+
+    threading.Thread(target=another_session).start()
+    try:
+        assert other_page.wait(5)
+        with explore.page_run():
+            audience_summary(cur, flt)  # the range's first use: its customers only
+            started = time.monotonic()
+            assert not range_rollups_ready(cur, flt, 0.3)
+            assert 0.25 < time.monotonic() - started < 5
+            go.set()
+            started = time.monotonic()
+            assert range_rollups_ready(cur, flt, 30)
+            assert time.monotonic() - started < 10  # neither the delay nor a pause
+        built = cur.execute("SELECT rollups, cubes FROM explorer_ranges.ranges").fetchall()
+        assert built == [(True, False)]  # the cubes still pause for the other page
+    finally:
+        done.set()
+    deadline = time.monotonic() + 60
+    while explore._RANGE_LATER:
+        assert time.monotonic() < deadline, "the range's thread did not end"
+        time.sleep(0.05)
+    assert cur.execute("SELECT cubes FROM explorer_ranges.ranges").fetchall() == [(True,)]
+    lo, hi = datetime(2024, 6, 1), datetime(2024, 10, 1)
+    s = cur.execute(
+        "SELECT count(*) FROM sessions JOIN analysis_customers USING (customer_id) WHERE started_at >= ? AND started_at < ?",
+        [lo, hi],
+    ).fetchall()[0][0]
+    assert funnel(cur, flt).data.loc[0, "sessions"] == s > 0
+
+
+def test_without_a_thread_of_their_own_the_charts_build_a_ranges_rollups(store, monkeypatch):
+    # No thread builds the rollups (as on a read-only store, or when turned off): the
+    # charts build them when they read them, so nothing waits for a thread.
+    monkeypatch.setattr(explore, "RANGE_CUBES_LATER", False)
+    cur = store.cursor()
+    build_small_shop(cur)
+    compute_customer_features(cur)
+    flt = CustomerFilter(start=date(2024, 6, 1), end=date(2024, 9, 30))
+    audience_summary(cur, flt)
+    assert range_rollups_ready(cur, flt, 0.0)
+    assert cur.execute("SELECT rollups FROM explorer_ranges.ranges").fetchall() == [(False,)]
+    funnel(cur, flt)
+    assert cur.execute("SELECT rollups FROM explorer_ranges.ranges").fetchall() == [(True,)]
 
 
 def test_filters_combine_with_and(shop, raw):

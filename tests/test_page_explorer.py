@@ -8,6 +8,8 @@ against pandas in test_explore.py); here the question is whether the page shows 
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from datetime import date
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from persona_engine.personas import create_persona
 from persona_engine.segments import load_rules
 from persona_engine.store import open_store
 from tests.conftest import open_page
-from ui.explorer_data import audience_csv
+from ui.explorer_data import SESSION_CURSOR, audience_csv
 from ui.explorer_filters import FILTERS
 
 PAGE = "pages/explorer.py"
@@ -134,6 +136,42 @@ def test_the_explorer_runs_as_a_page_run_that_background_builds_wait_for(shop, m
     assert not at.exception, at.exception
     assert counts and set(counts) == {1}
     assert explore._PAGE_RUNS.running() == 0
+
+
+def test_behaviour_charts_of_a_new_range_follow_when_its_rollups_are_built(shop, monkeypatch):
+    # The first use of a date range builds its customers; its rollups come from a thread.
+    # Until they are there, the behaviour view draws what does not need them and says the
+    # other charts are coming; the next run (the page polls) draws them all.
+    go = threading.Event()
+    build = explore._build_range
+
+    def held(cur, prefix, create, start, end, templates):
+        if tuple(templates) == explore._RANGE_SQL:
+            assert go.wait(30), "the rollups were never let through"
+        build(cur, prefix, create, start, end, templates)
+
+    monkeypatch.setattr(explore, "_build_range", held)
+    pending = "this chart appears in a few seconds"
+    flt = CustomerFilter(start=date(2026, 2, 3), end=date(2026, 2, 24))
+    try:
+        at = open_explorer({"start": "2026-02-03", "end": "2026-02-24", "view": "behaviour"})
+        assert not at.exception, at.exception
+        waiting = [c.value for c in at.caption if pending in c.value]
+        drawn = len(at.get("plotly_chart"))
+        # Funnel, cart abandonment by device and by source, three order mixes, categories,
+        # weekday x hour.
+        assert len(waiting) == 8
+        assert drawn >= 4  # RFM grid and groups, segments, new vs returning, cohorts
+    finally:
+        go.set()
+    deadline = time.monotonic() + 30
+    while not explore.range_rollups_ready(at.session_state[SESSION_CURSOR].cursor, flt):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    at.run()
+    assert not at.exception, at.exception
+    assert not [c.value for c in at.caption if pending in c.value]
+    assert len(at.get("plotly_chart")) == drawn + 8
 
 
 def test_date_range_filter(shop):
@@ -284,8 +322,6 @@ def test_sessions_keep_their_cursor_and_share_a_date_range(shop):
     # temporary tables of its own cursor, kept between clicks. The range rollups are
     # shared by every session of the store: a second session opening the same range
     # finds them built.
-    from ui.explorer_data import SESSION_CURSOR
-
     def ranges(cur) -> list[tuple[int, str]]:
         rows = cur.execute("SELECT generation, key FROM explorer_ranges.ranges").fetchall()
         return sorted(r for r in rows if "2026-03-01" in r[1])

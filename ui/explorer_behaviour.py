@@ -22,6 +22,7 @@ from ui.explorer_charts import (
     opacity,
     paired_bars,
     panel,
+    pending,
     percents,
     small_mark,
 )
@@ -154,11 +155,31 @@ def _cohorts(frame: pd.DataFrame) -> go.Figure:
                    hover=hover, height=max(360, 22 * len(rows) + 120), zmax=top, percent=True)
 
 
+# How long a page run waits for a new date range's rollups before drawing the charts that
+# do not need them and leaving the others to come; a poll then redraws the page once the
+# rollups are there (seconds).
+ROLLUPS_WAIT_S = 0.5
+ROLLUPS_POLL_S = 0.5
+
+
+@st.fragment(run_every=ROLLUPS_POLL_S)
+def _when_rollups_ready(flt: CustomerFilter) -> None:
+    """Redraw the whole page once the date range's rollups are built."""
+    if explorer_data.range_rollups_ready(flt, 0.0):
+        st.rerun()
+
+
 def behaviour_view(version: str, personas: str, flt: CustomerFilter, currency: str | None) -> None:
     money = currency or ""
+    # The charts reading a new date range's rollups wait for them a moment only: on a
+    # large shop the rest of the page is drawn at once and they follow.
+    ready = explorer_data.range_rollups_ready(flt, ROLLUPS_WAIT_S)
 
     def show(name: str, title: str, build: Callable[[pd.DataFrame], go.Figure], basis: str | None = None,
-             small_groups: bool = True) -> None:
+             small_groups: bool = True, rollups: bool = False) -> None:
+        if rollups and not ready:
+            pending(t(title))
+            return
         panel(t(title), explorer_data.chart(version, personas, name, flt), build, f"explorer_{name}",
               basis=t(basis) if basis else None, small_groups=small_groups)
 
@@ -174,23 +195,32 @@ def behaviour_view(version: str, personas: str, flt: CustomerFilter, currency: s
         show("segments", "explorer.segments_title", _segments)
         st.caption(t("explorer.segments_note"))
     with right:
-        show("funnel", "explorer.funnel_title", _funnel, "explorer.basis_visitors")
+        show("funnel", "explorer.funnel_title", _funnel, "explorer.basis_visitors", rollups=True)
     for column, by in zip(st.columns(len(SESSION_BREAKDOWNS)), SESSION_BREAKDOWNS, strict=True):
         with column:
+            if not ready:
+                pending(t(f"explorer.cart_{by}_title"))
+                continue
             panel(t(f"explorer.cart_{by}_title"), explorer_data.cart_abandonment(version, personas, flt, by),
                   partial(_cart, by=by), f"explorer_cart_{by}", basis=t("explorer.basis_carts"))
     for column, by in zip(st.columns(len(ORDER_MIX_BY)), ORDER_MIX_BY, strict=True):
         with column:
+            if not ready:
+                pending(t(f"explorer.mix_{by}_title"))
+                continue
             panel(t(f"explorer.mix_{by}_title"), explorer_data.order_mix(version, personas, flt, by),
                   partial(_mix, by=by, currency=money), f"explorer_mix_{by}", basis=t("explorer.basis_buyers"))
     left, right = st.columns(2)
     with left:
-        show("category_mix", "explorer.category_title", lambda f: _categories(f, money), "explorer.basis_buyers")
+        show("category_mix", "explorer.category_title", lambda f: _categories(f, money), "explorer.basis_buyers",
+             rollups=True)
     with right:
-        show("weekday_hour", "explorer.weekday_hour_title", _weekday_hour, "explorer.basis_buyers")
+        show("weekday_hour", "explorer.weekday_hour_title", _weekday_hour, "explorer.basis_buyers", rollups=True)
     show("new_vs_returning", "explorer.new_returning_title", lambda f: _new_returning(f, money),
          "explorer.basis_buyers")
     show("cohorts", "explorer.cohorts_title", _cohorts, "explorer.basis_cohorts", small_groups=False)
     st.caption(t("explorer.cohort_note", min=MIN_GROUP_SIZE))
     if flt.has_dates:
         st.caption(t("explorer.months_whole"))
+    if not ready:
+        _when_rollups_ready(flt)

@@ -167,6 +167,13 @@ def panel(
         st.caption(t("explorer.small_groups", min=MIN_GROUP_SIZE))
 
 
+def pending(title: str) -> None:
+    """A chart's place while the data it reads is being prepared."""
+    st.markdown(f"**{title}**")
+    with st.container(border=True):
+        st.caption(f":material/hourglass_top: {t('explorer.range_pending')}")
+
+
 def caption(chart_data: ChartData, basis: str | None = None) -> None:
     """"Based on N customers" (with what they are), and a warning under MIN_GROUP_SIZE."""
     n = fmt.number(chart_data.n_customers)

@@ -118,6 +118,12 @@ def chart(version: str, personas: str, name: str, flt: CustomerFilter) -> ChartD
         return _CHARTS[name](cur, flt)
 
 
+def range_rollups_ready(flt: CustomerFilter, wait_s: float) -> bool:
+    """explore.range_rollups_ready (never cached: it changes while the range is built)."""
+    with engine_cursor() as cur:
+        return explore.range_rollups_ready(cur, flt, wait_s)
+
+
 @st.cache_data(ttl=data.CACHE_TTL, show_spinner=False, max_entries=256)
 def demographic(version: str, personas: str, flt: CustomerFilter, field: str) -> ChartData:
     """explore.demographic_breakdown: value, customers, share, too_small."""
