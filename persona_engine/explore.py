@@ -685,6 +685,7 @@ RANGE_CUBES_LATER = True  # build a new range's rollups and cubes on a thread af
 # (_PageRuns), unless a page waits for its rollups (range_rollups_ready): it then starts at
 # once and its rollups do not pause.
 _RANGE_LATER_DELAY_S = 1.0
+_RANGE_REDRAW_S = 1.0  # after rollups a page waited for, the time it takes to ask for its redraw
 
 
 @dataclass
@@ -707,6 +708,10 @@ def _range_cubes_later(cur: duckdb.DuckDBPyConnection, key: str, start: datetime
         # The rollups first, on their own: a page needing them waits for them only.
         with _PAGE_RUNS.background(urgent=hurry.is_set):
             _range_tables(cur, key, start, end, _ROLLED_UP)
+        if hurry.is_set():
+            # The page waiting for the rollups redraws itself within a poll: let it start
+            # first, so that the cubes then pause for it.
+            time.sleep(_RANGE_REDRAW_S)
         with _PAGE_RUNS.background():
             _range_tables(cur, key, start, end, _CUBED)
     except Exception:  # the range stays readable from its rollups; nothing is lost
@@ -719,15 +724,18 @@ def _range_cubes_later(cur: duckdb.DuckDBPyConnection, key: str, start: datetime
             cur.close()
 
 
-def range_rollups_ready(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, wait_s: float = 0.0) -> bool:
+def range_rollups_ready(
+    cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, wait_s: float = 0.0, hurry: bool = True
+) -> bool:
     """Whether the charts of the filter's date range that read its rollups (sessions,
     cart abandonment, order mixes, categories, weekday x hour) can be drawn without
     building them first.
 
-    A new range's rollups are built by a thread after its first use; this wakes the thread
-    up, keeps its rollups from pausing for pages, and waits `wait_s` at most for them.
-    True without such a thread (no date range, a read-only store, a range built another
-    way or not yet used): the charts then build what they need themselves.
+    A new range's rollups are built by a thread after its first use; with `hurry` this
+    wakes the thread up and keeps its rollups from pausing for pages; then waits `wait_s`
+    at most for them. True without such a thread (no date range, a read-only store, a
+    range built another way or not yet used): the charts then build what they need
+    themselves.
     """
     if not flt.has_dates:
         return True
@@ -739,8 +747,9 @@ def range_rollups_ready(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, wai
         later = _RANGE_LATER.get(key)
     if later is None:
         return True
-    later.hurry.set()
-    _PAGE_RUNS.wake()
+    if hurry:
+        later.hurry.set()
+        _PAGE_RUNS.wake()
     deadline = time.monotonic() + wait_s
     with _PAGE_RUNS.step_aside():
         while True:

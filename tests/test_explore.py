@@ -715,6 +715,8 @@ def test_a_page_waiting_for_a_new_ranges_rollups_hurries_their_thread(store, mon
         assert other_page.wait(5)
         with explore.page_run():
             audience_summary(cur, flt)  # the range's first use: its customers only
+            assert not range_rollups_ready(cur, flt, 0.0, hurry=False)  # only asks
+            assert not any(later.hurry.is_set() for later in explore._RANGE_LATER.values())
             started = time.monotonic()
             assert not range_rollups_ready(cur, flt, 0.3)
             assert 0.25 < time.monotonic() - started < 5

@@ -9,6 +9,7 @@ from functools import partial
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from persona_engine.explore import MIN_GROUP_SIZE, ORDER_MIX_BY, SESSION_BREAKDOWNS, CustomerFilter
 from ui import charts, explorer_data, fmt
@@ -155,11 +156,12 @@ def _cohorts(frame: pd.DataFrame) -> go.Figure:
                    hover=hover, height=max(360, 22 * len(rows) + 120), zmax=top, percent=True)
 
 
-# How long a page run waits for a new date range's rollups before drawing the charts that
-# do not need them and leaving the others to come; a poll then redraws the page once the
-# rollups are there (seconds).
-ROLLUPS_WAIT_S = 0.5
-ROLLUPS_POLL_S = 0.5
+# A new date range's rollups are built by a thread of their own. Until they are there, the
+# charts that read them keep their place: the others are drawn first, then the page waits
+# ROLLUPS_WAIT_S at most for the rollups (enough on a small shop) and draws the rest, or
+# says it is coming and polls every ROLLUPS_POLL_S seconds to redraw itself.
+ROLLUPS_WAIT_S = 0.25
+ROLLUPS_POLL_S = 0.3
 
 
 @st.fragment(run_every=ROLLUPS_POLL_S)
@@ -171,17 +173,34 @@ def _when_rollups_ready(flt: CustomerFilter) -> None:
 
 def behaviour_view(version: str, personas: str, flt: CustomerFilter, currency: str | None) -> None:
     money = currency or ""
-    # The charts reading a new date range's rollups wait for them a moment only: on a
-    # large shop the rest of the page is drawn at once and they follow.
-    ready = explorer_data.range_rollups_ready(flt, ROLLUPS_WAIT_S)
+    ready = explorer_data.range_rollups_ready(flt, 0.0, hurry=False)
+    kept: list[tuple[DeltaGenerator, str, Callable[[], None]]] = []
+
+    def place(title: str, draw: Callable[[], None]) -> None:
+        """Draw a chart reading the range's rollups, or keep its place until the end."""
+        if ready:
+            draw()
+        else:
+            kept.append((st.empty(), title, draw))
 
     def show(name: str, title: str, build: Callable[[pd.DataFrame], go.Figure], basis: str | None = None,
              small_groups: bool = True, rollups: bool = False) -> None:
-        if rollups and not ready:
-            pending(t(title))
-            return
-        panel(t(title), explorer_data.chart(version, personas, name, flt), build, f"explorer_{name}",
-              basis=t(basis) if basis else None, small_groups=small_groups)
+        def draw() -> None:
+            panel(t(title), explorer_data.chart(version, personas, name, flt), build, f"explorer_{name}",
+                  basis=t(basis) if basis else None, small_groups=small_groups)
+
+        if rollups:
+            place(t(title), draw)
+        else:
+            draw()
+
+    def cart(by: str) -> None:
+        panel(t(f"explorer.cart_{by}_title"), explorer_data.cart_abandonment(version, personas, flt, by),
+              partial(_cart, by=by), f"explorer_cart_{by}", basis=t("explorer.basis_carts"))
+
+    def mix(by: str) -> None:
+        panel(t(f"explorer.mix_{by}_title"), explorer_data.order_mix(version, personas, flt, by),
+              partial(_mix, by=by, currency=money), f"explorer_mix_{by}", basis=t("explorer.basis_buyers"))
 
     left, right = st.columns([3, 2])
     with left:
@@ -198,18 +217,10 @@ def behaviour_view(version: str, personas: str, flt: CustomerFilter, currency: s
         show("funnel", "explorer.funnel_title", _funnel, "explorer.basis_visitors", rollups=True)
     for column, by in zip(st.columns(len(SESSION_BREAKDOWNS)), SESSION_BREAKDOWNS, strict=True):
         with column:
-            if not ready:
-                pending(t(f"explorer.cart_{by}_title"))
-                continue
-            panel(t(f"explorer.cart_{by}_title"), explorer_data.cart_abandonment(version, personas, flt, by),
-                  partial(_cart, by=by), f"explorer_cart_{by}", basis=t("explorer.basis_carts"))
+            place(t(f"explorer.cart_{by}_title"), partial(cart, by))
     for column, by in zip(st.columns(len(ORDER_MIX_BY)), ORDER_MIX_BY, strict=True):
         with column:
-            if not ready:
-                pending(t(f"explorer.mix_{by}_title"))
-                continue
-            panel(t(f"explorer.mix_{by}_title"), explorer_data.order_mix(version, personas, flt, by),
-                  partial(_mix, by=by, currency=money), f"explorer_mix_{by}", basis=t("explorer.basis_buyers"))
+            place(t(f"explorer.mix_{by}_title"), partial(mix, by))
     left, right = st.columns(2)
     with left:
         show("category_mix", "explorer.category_title", lambda f: _categories(f, money), "explorer.basis_buyers",
@@ -222,5 +233,13 @@ def behaviour_view(version: str, personas: str, flt: CustomerFilter, currency: s
     st.caption(t("explorer.cohort_note", min=MIN_GROUP_SIZE))
     if flt.has_dates:
         st.caption(t("explorer.months_whole"))
-    if not ready:
-        _when_rollups_ready(flt)
+    if kept:
+        ready = explorer_data.range_rollups_ready(flt, ROLLUPS_WAIT_S)
+        for slot, title, draw in kept:
+            with slot.container():
+                if ready:
+                    draw()
+                else:
+                    pending(title)
+        if not ready:
+            _when_rollups_ready(flt)
