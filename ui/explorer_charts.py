@@ -167,10 +167,13 @@ def panel(
         st.caption(t("explorer.small_groups", min=MIN_GROUP_SIZE))
 
 
+PENDING_HEIGHT = 300  # px: about a chart's, so that the page does not jump when it comes
+
+
 def pending(title: str) -> None:
     """A chart's place while the data it reads is being prepared."""
     st.markdown(f"**{title}**")
-    with st.container(border=True):
+    with st.container(border=True, height=PENDING_HEIGHT):
         st.caption(f":material/hourglass_top: {t('explorer.range_pending')}")
 
 
