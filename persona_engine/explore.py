@@ -259,7 +259,19 @@ class _State:
 
 
 def _state(cur: duckdb.DuckDBPyConnection) -> _State | None:
-    """None when features were never computed."""
+    """None when features were never computed. Read once per cursor and page run (every
+    chart of a page asks): new features or a consent change show at the next run."""
+    memo = _PAGE_RUNS.memo()
+    hit = memo.get(("state", id(cur))) if memo is not None else None
+    if hit is not None and hit[0] is cur:  # the cursor is kept with it: its id is not reused
+        return hit[1]  # type: ignore[no-any-return]
+    state = _read_state(cur)
+    if memo is not None:
+        memo[("state", id(cur))] = (cur, state)
+    return state
+
+
+def _read_state(cur: duckdb.DuckDBPyConnection) -> _State | None:
     row = cur.execute(
         "SELECT (SELECT value FROM shop_settings WHERE key = ?), "  # noqa: S608 - SEGMENT_CELL is a constant
         "(SELECT count(*) FROM customers WHERE consent_analytics), "
@@ -349,6 +361,7 @@ class _PageRuns:
         """A page run; nested ones (the app around a page) count once."""
         depth = getattr(self._local, "page", 0)
         if not depth:
+            self._local.memo = {}
             with self._changed:
                 self._running += 1
         self._local.page = depth + 1
@@ -357,9 +370,14 @@ class _PageRuns:
         finally:
             self._local.page = depth
             if not depth:
+                self._local.memo = None
                 with self._changed:
                     self._running -= 1
                     self._changed.notify_all()
+
+    def memo(self) -> dict[Any, Any] | None:
+        """What this thread's page run keeps for its length (None outside a page run)."""
+        return getattr(self._local, "memo", None) if getattr(self._local, "page", 0) else None
 
     @contextlib.contextmanager
     def step_aside(self) -> Iterator[None]:

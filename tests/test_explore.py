@@ -767,6 +767,22 @@ def test_filter_matching_nobody_says_so(shop):
     assert not chart.available and chart.reason == NO_MATCHING_CUSTOMERS and chart.data.empty
 
 
+def test_a_page_run_reads_the_shop_state_once_per_cursor(store):
+    # Every chart of a page asks for the shop's state (features computed, consenting
+    # customers): a page run reads it once per cursor, so a consent change shows at the
+    # next run; a call outside page runs reads it afresh.
+    cur = store.cursor()
+    build_small_shop(cur)
+    compute_customer_features(cur)
+    with explore.page_run():
+        before = explore._state(cur)
+        assert size(cur, EVERYONE) == 32
+        cur.execute("UPDATE customers SET consent_analytics = false WHERE customer_id = 1")
+        assert explore._state(cur) is before
+    assert explore._state(cur).key != before.key
+    assert size(cur, EVERYONE) == 31
+
+
 def test_withdrawn_consent_applies_before_recomputing(store):
     cur = store.cursor()
     build_small_shop(cur)

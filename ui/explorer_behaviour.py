@@ -33,14 +33,15 @@ MIX_GROUPS = {"channel": "channel", "device": "device", "payment_method": "payme
 
 
 def _rfm_grid(frame: pd.DataFrame, currency: str) -> go.Figure:
-    cells = frame.set_index(["r_score", "f_score"])
+    # One dict per cell: a lookup per value in an indexed frame costs more than the chart.
+    cells = {(int(row["r_score"]), int(row["f_score"])): row for row in frame.to_dict("records")}
     rows, cols = [5, 4, 3, 2, 1], [1, 2, 3, 4, 5]
-    z = [[float(cells.loc[(r, f), "revenue"]) for f in cols] for r in rows]
-    text = [[f"{small_mark(cells.loc[(r, f), 'customers'])}<br>{wrap(label('rfm_group', cells.loc[(r, f), 'rfm_group']))}"
+    z = [[float(cells[(r, f)]["revenue"]) for f in cols] for r in rows]
+    text = [[f"{small_mark(cells[(r, f)]['customers'])}<br>{wrap(label('rfm_group', cells[(r, f)]['rfm_group']))}"
              for f in cols] for r in rows]
-    hover = [[t("explorer.rfm_cell_hover", r=r, f=f, group=label("rfm_group", cells.loc[(r, f), "rfm_group"]),
-                n=fmt.number(cells.loc[(r, f), "customers"]), revenue=fmt.money(cells.loc[(r, f), "revenue"], currency),
-                share=fmt.percent(cells.loc[(r, f), "revenue_share"])) for f in cols] for r in rows]
+    hover = [[t("explorer.rfm_cell_hover", r=r, f=f, group=label("rfm_group", cells[(r, f)]["rfm_group"]),
+                n=fmt.number(cells[(r, f)]["customers"]), revenue=fmt.money(cells[(r, f)]["revenue"], currency),
+                share=fmt.percent(cells[(r, f)]["revenue_share"])) for f in cols] for r in rows]
     return heatmap(z, [str(c) for c in cols], [str(r) for r in rows], x_title=t("explorer.rfm_f_axis"),
                    y_title=t("explorer.rfm_r_axis"), colour_title=t("explorer.revenue_in", currency=currency),
                    text=text, hover=hover, height=460)
