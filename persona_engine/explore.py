@@ -921,6 +921,9 @@ class _Audience:
     range_bounds: tuple[datetime, datetime] | None = None
     # The ids the audience bitmap (_AUDIENCE_BITS) covers, (lo, hi), when membership reads it.
     bits_span: tuple[int, int] | None = None
+    # Every customer of the date range is kept (a filter on dates alone, mostly): the
+    # range's rollups hold the audience's rows only, no membership test is needed there.
+    whole_range: bool = False
 
     @property
     def bitmap(self) -> bool:
@@ -952,6 +955,8 @@ class _Audience:
         audience is most of its universe, the condition excludes the few customers left
         out instead of looking up the many kept: a much smaller hash table per query.
         """
+        if self.whole_range and universe == "rollup":
+            return "TRUE"
         if self.bits_span is not None:
             # Ids outside the bitmap's span are no audience member (CASE evaluates get_bit
             # on the rows inside it only). The span is written as numbers: read from the
@@ -1010,15 +1015,21 @@ def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience 
         )
         row = _cached(cur, "audience_stats", key, lambda: (stats_sql, {})).iloc[0]
     customers = 0 if pd.isna(row["customers"]) else int(row["customers"])
-    complement = False
-    bits_span = _ensure_bitmap(cur, state, key) if not cube and customers else None
-    if not cube and customers and bits_span is None:
-        universe = f"{ranges}{_RANGE_CUSTOMERS}" if flt.has_dates else "customer_features"
-        universe_size = int(_cached(
+    complement = whole_range = False
+    universe = f"{ranges}{_RANGE_CUSTOMERS}" if flt.has_dates else "customer_features"
+
+    def universe_size() -> int:
+        return int(_cached(
             cur, "universe_size", f"{key}|{universe}",
             lambda: (f"SELECT count(*) AS n FROM {universe}", {}),  # noqa: S608 - constant names
         ).iloc[0]["n"])
-        complement = 2 * customers > universe_size
+
+    if not cube and customers and flt.has_dates:
+        # The audience is taken from the range's customers: as many means all of them.
+        whole_range = customers == universe_size()
+    bits_span = _ensure_bitmap(cur, state, key) if not cube and customers else None
+    if not cube and customers and bits_span is None:
+        complement = 2 * customers > universe_size()
         if complement and _registry_key(cur, "excluded") != key:
             cur.execute(
                 f"CREATE OR REPLACE TEMP TABLE {_EXCLUDED} AS SELECT customer_id FROM {universe} "  # noqa: S608 - constant names
@@ -1037,6 +1048,7 @@ def _audience(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter) -> _Audience 
         orders=count("orders"),
         revenue=0.0 if pd.isna(row["revenue"]) else float(row["revenue"]), ranges=ranges,
         persona=cube and bool(flt.persona_ids), range_key=range_key, range_bounds=bounds,
+        whole_range=whole_range,
     )
 
 

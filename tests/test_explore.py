@@ -574,6 +574,8 @@ def test_a_new_range_counts_its_customers_before_its_rollups(store, monkeypatch)
     assert (a.visitors, a.carters) == (s["customer_id"].nunique(), s.loc[s["added_to_cart"] == True, "customer_id"].nunique())  # noqa: E712 - NULL is not True
     assert (a.buyers, a.orders) == (o["customer_id"].nunique(), len(o))
     assert a.categorised is None  # needs the order lines: counted from the rollups
+    assert a.whole_range  # every customer of the range: its rollups need no membership test
+    assert not explore._audience(cur, CustomerFilter(start=flt.start, end=flt.end, countries=("FR",))).whole_range
     assert summary["revenue"] == pytest.approx(o["amount"].sum())
     assert funnel(cur, flt).data.loc[0, "sessions"] == len(s) > 0
     assert rollups_built()
