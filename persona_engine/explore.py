@@ -470,38 +470,43 @@ _RANGE_LOCK = threading.Lock()
 # unique (the writers of `orders` see to it), so the join adds no rows. {create} is the
 # statement creating a table and {p} the prefix of the range's tables.
 _RANGE_SQL: tuple[str, ...] = (
-    # One pass over the range's sessions grouped per customer and device and per customer
-    # and source (grouping sets; `by_source` tells them apart), then split in two tables;
-    # consent is applied to the groups, fewer rows than the sessions.
+    # The range's sessions of known customers, with whether each converted, read once;
+    # then grouped per customer and device and per customer and source (two plain
+    # groupings of these narrow rows are cheaper than grouping sets over the join).
+    # Consent is applied to the groups, fewer rows than the sessions.
     """
     {create} {p}session_groups AS
+    SELECT s.customer_id, s.device, s.source, s.viewed_product, s.added_to_cart, s.checkout_started,
+        o.order_id IS NOT NULL AS ordered
+    FROM sessions s
+    LEFT JOIN (SELECT order_id FROM orders WHERE status = 'completed'
+               AND ordered_at >= $s AND ordered_at < $e + INTERVAL 1 DAY) o
+           ON o.order_id = s.order_id
+    WHERE s.started_at >= $s AND s.started_at < $e AND s.customer_id IS NOT NULL
+    """,
+    """
+    {create} {p}session_devices AS
     SELECT * FROM (
-        SELECT s.customer_id, s.device, s.source, grouping(s.device) AS by_source,
-            count(*) AS sessions,
-            count(*) FILTER (s.viewed_product) AS product_view_sessions,
-            count(*) FILTER (s.added_to_cart) AS cart_sessions,
-            count(*) FILTER (s.checkout_started) AS checkout_sessions,
-            count(o.order_id) AS order_sessions,
-            count(*) FILTER (s.added_to_cart AND o.order_id IS NULL) AS abandoned_cart_sessions
-        FROM sessions s
-        LEFT JOIN (SELECT order_id FROM orders WHERE status = 'completed'
-                   AND ordered_at >= $s AND ordered_at < $e + INTERVAL 1 DAY) o
-               ON o.order_id = s.order_id
-        WHERE s.started_at >= $s AND s.started_at < $e AND s.customer_id IS NOT NULL
-        GROUP BY GROUPING SETS ((s.customer_id, s.device), (s.customer_id, s.source))
+        SELECT customer_id, device, count(*) AS sessions,
+            count(*) FILTER (viewed_product) AS product_view_sessions,
+            count(*) FILTER (added_to_cart) AS cart_sessions,
+            count(*) FILTER (checkout_started) AS checkout_sessions,
+            count(*) FILTER (ordered) AS order_sessions,
+            count(*) FILTER (added_to_cart AND NOT ordered) AS abandoned_cart_sessions
+        FROM {p}session_groups GROUP BY customer_id, device
     )
     WHERE customer_id IN (SELECT customer_id FROM analysis_customers)
     """,
     """
-    {create} {p}session_devices AS
-    SELECT customer_id, device, sessions, product_view_sessions, cart_sessions,
-        checkout_sessions, order_sessions, abandoned_cart_sessions
-    FROM {p}session_groups WHERE by_source = 0
-    """,
-    """
     {create} {p}session_sources AS
-    SELECT customer_id, source, sessions, cart_sessions, order_sessions, abandoned_cart_sessions
-    FROM {p}session_groups WHERE by_source = 1
+    SELECT * FROM (
+        SELECT customer_id, source, count(*) AS sessions,
+            count(*) FILTER (added_to_cart) AS cart_sessions,
+            count(*) FILTER (ordered) AS order_sessions,
+            count(*) FILTER (added_to_cart AND NOT ordered) AS abandoned_cart_sessions
+        FROM {p}session_groups GROUP BY customer_id, source
+    )
+    WHERE customer_id IN (SELECT customer_id FROM analysis_customers)
     """,
     "DROP TABLE {p}session_groups",
     """
