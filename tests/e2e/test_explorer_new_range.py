@@ -1,0 +1,76 @@
+"""In a real browser: the behaviour view of a date range whose rollups take a while draws
+the other charts at once, says the rest is coming, and redraws itself once they are built.
+
+The server's rollups of a new range are slowed down by a `sitecustomize` module given to
+its process only (the app's code is unchanged): on the small sample shop they would be
+built before anyone could see the page wait for them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from persona_engine.features import compute_customer_features
+from persona_engine.store import open_store
+from sample_data.generator import generate_shop
+from tests.e2e.conftest import ROOT, start_server, wait_for_app
+
+DELAY_S = 4.0
+PENDING = "this chart appears in a few seconds"
+CHARTS = 13  # RFM grid and groups, segments, funnel, 2 cart, 3 order mixes, categories, weekday x hour, months, cohorts
+SLOW_ROLLUPS = f'''
+import time
+
+from persona_engine import explore
+
+_build = explore._build_range
+
+
+def _slow(cur, prefix, create, start, end, templates):
+    if tuple(templates) == explore._RANGE_SQL:
+        time.sleep({DELAY_S})
+    _build(cur, prefix, create, start, end, templates)
+
+
+explore._build_range = _slow
+'''
+
+
+@pytest.fixture(scope="module")
+def slow_server(tmp_path_factory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("slow_rollups")
+    db = folder / "shop.duckdb"
+    s = open_store(db)
+    cur = s.cursor()
+    generate_shop(cur, n_customers=3000, seed=42)
+    compute_customer_features(cur)
+    s.close()
+    hooks = folder / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(SLOW_ROLLUPS)
+    path = os.pathsep.join(p for p in (str(hooks), str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    proc, url = start_server(db, {"PYTHONPATH": path})
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_behaviour_charts_of_a_new_range_come_by_themselves(slow_server, page):
+    page.goto(f"{slow_server}/explorer?start=2026-05-01&end=2026-06-15&view=behaviour")
+    page.get_by_text("RFM grid: customers per cell, colour = revenue").wait_for(timeout=30_000)
+    # The charts that read the range's rollups wait in their place, the others are drawn.
+    page.get_by_text(PENDING).first.wait_for(timeout=30_000)
+    assert page.get_by_text(PENDING).count() == 8
+    assert page.get_by_text("Sessions funnel").count() == 1
+    # Nobody clicks: the page redraws itself once the rollups are built.
+    page.wait_for_function(
+        "([pending, charts]) => !document.body.innerText.includes(pending)"
+        " && document.querySelectorAll(\"[data-testid='stPlotlyChart']\").length >= charts",
+        arg=[PENDING, CHARTS], timeout=60_000,
+    )
+    wait_for_app(page)
+    funnel = page.locator("[data-testid='stPlotlyChart']").filter(has=page.locator(".funnellayer"))
+    assert funnel.count() == 1
