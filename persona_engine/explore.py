@@ -638,7 +638,8 @@ _CUSTOMERS, _ROLLED_UP, _CUBED = 1, 2, 3
 
 
 def _range_tables(
-    cur: duckdb.DuckDBPyConnection, key: str, start: datetime, end: datetime, level: int
+    cur: duckdb.DuckDBPyConnection, key: str, start: datetime, end: datetime, level: int,
+    existing: bool = False,
 ) -> tuple[str, bool]:
     """_ensure_range, for the range of this key and bounds, built up to `level`.
 
@@ -646,6 +647,8 @@ def _range_tables(
     cursor still holding the prefix of a range since dropped gets an error, never another
     range's numbers. One lock per range: a session waits for the build of its range only.
     A read-only store keeps each cursor's range in temporary tables, built at once.
+    With `existing`, a range dropped meanwhile (evicted, or the caches cleared) is left
+    dropped: _RangeDropped.
     """
     if not _shared_ranges(cur):
         if _registry_key(cur, "range") != key:
@@ -660,6 +663,8 @@ def _range_tables(
             build_lock = _RANGE_BUILDS.setdefault(key, threading.Lock())
         with _PAGE_RUNS.holding(build_lock):
             found = _range_found(cur, key)  # built meanwhile by another session
+            if found is None and existing:
+                raise _RangeDropped(key)
             if found is None:
                 found = (_new_range(cur, table, key, start, end), _CUSTOMERS)
                 if level < _CUBED and RANGE_CUBES_LATER:
@@ -703,6 +708,10 @@ def _range_found(cur: duckdb.DuckDBPyConnection, key: str) -> tuple[int, int] | 
         return int(generation), _CUBED if has_cubes else _ROLLED_UP if rollups else _CUSTOMERS
 
 
+class _RangeDropped(Exception):
+    """The range a background build was for has been dropped."""
+
+
 RANGE_CUBES_LATER = True  # build a new range's rollups and cubes on a thread after its first use
 # The thread starts a moment after the range's first use, then pauses while pages run
 # (_PageRuns), unless a page waits for its rollups (range_rollups_ready): it then starts at
@@ -729,14 +738,18 @@ def _range_cubes_later(cur: duckdb.DuckDBPyConnection, key: str, start: datetime
     try:
         hurry.wait(_RANGE_LATER_DELAY_S)
         # The rollups first, on their own: a page needing them waits for them only.
+        # A range dropped meanwhile (evicted, or the caches cleared after new data) is not
+        # built again: nobody may ask for it any more.
         with _PAGE_RUNS.background(urgent=hurry.is_set):
-            _range_tables(cur, key, start, end, _ROLLED_UP)
+            _range_tables(cur, key, start, end, _ROLLED_UP, existing=True)
         if hurry.is_set():
             # The page waiting for the rollups redraws itself within a poll: let it start
             # first, so that the cubes then pause for it.
             time.sleep(_RANGE_REDRAW_S)
         with _PAGE_RUNS.background():
-            _range_tables(cur, key, start, end, _CUBED)
+            _range_tables(cur, key, start, end, _CUBED, existing=True)
+    except _RangeDropped:
+        pass
     except Exception:  # the range stays readable from its rollups; nothing is lost
         _log.debug("building the cubes of a date range failed", exc_info=True)
     finally:

@@ -743,6 +743,23 @@ def test_a_page_waiting_for_a_new_ranges_rollups_hurries_their_thread(store, mon
     assert funnel(cur, flt).data.loc[0, "sessions"] == s > 0
 
 
+def test_a_range_dropped_before_its_thread_builds_it_stays_dropped(store, monkeypatch):
+    # The caches are cleared (new data) while a new range's thread still waits to build its
+    # rollups: the thread ends without building the range again, nobody would read it.
+    monkeypatch.setattr(explore, "_RANGE_LATER_DELAY_S", 0.3)
+    cur = store.cursor()
+    build_small_shop(cur)
+    compute_customer_features(cur)
+    audience_summary(cur, CustomerFilter(start=date(2024, 6, 1), end=date(2024, 9, 30)))
+    assert explore._RANGE_LATER
+    explore.clear_cache(cur)
+    deadline = time.monotonic() + 30
+    while explore._RANGE_LATER:
+        assert time.monotonic() < deadline, "the range's thread did not end"
+        time.sleep(0.05)
+    assert cur.execute("SELECT count(*) FROM explorer_ranges.ranges").fetchall() == [(0,)]
+
+
 def test_without_a_thread_of_their_own_the_charts_build_a_ranges_rollups(store, monkeypatch):
     # No thread builds the rollups (as on a read-only store, or when turned off): the
     # charts build them when they read them, so nothing waits for a thread.
