@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from persona_engine import explore
 from persona_engine.store import Store, open_store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,3 +70,17 @@ def app_db(sample_db, monkeypatch) -> Path:
     """Point the app at the sample shop file (read by ui.data.database_path)."""
     monkeypatch.setenv("PERSONA_STUDIO_DB", str(sample_db))
     return sample_db
+
+
+def held_rollups(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Make a date range's rollups wait for the returned event before they are built."""
+    go = threading.Event()
+    build = explore._build_range
+
+    def held(cur, prefix, create, start, end, templates):
+        if tuple(templates) == explore._RANGE_SQL:
+            assert go.wait(30), "the rollups were never let through"
+        build(cur, prefix, create, start, end, templates)
+
+    monkeypatch.setattr(explore, "_build_range", held)
+    return go

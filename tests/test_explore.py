@@ -43,6 +43,7 @@ from persona_engine.features import compute_customer_features
 from persona_engine.personas import create_persona
 from persona_engine.segments import RFM_GROUPS, BehaviourRules, assign_segments, rfm_group_for
 from persona_engine.store import open_store
+from tests.conftest import held_rollups
 from tests.test_features import (
     CONSENTING,
     NO_CONSENT,
@@ -677,20 +678,6 @@ def test_a_page_waiting_for_a_paused_build_lets_it_finish(store, monkeypatch):
     assert setup.execute(f"SELECT sum(orders) FROM {prefix}order_values WHERE dimension = 'channel'").fetchall()[0][0] == o > 0
 
 
-def _held_rollups(monkeypatch) -> threading.Event:
-    """Make a range's rollups wait for the returned event before they are built."""
-    go = threading.Event()
-    build = explore._build_range
-
-    def held(cur, prefix, create, start, end, templates):
-        if tuple(templates) == explore._RANGE_SQL:
-            assert go.wait(30), "the rollups were never let through"
-        build(cur, prefix, create, start, end, templates)
-
-    monkeypatch.setattr(explore, "_build_range", held)
-    return go
-
-
 def test_a_page_waiting_for_a_new_ranges_rollups_hurries_their_thread(store, monkeypatch):
     # A new range's first use leaves its rollups to a thread that starts a moment later and
     # pauses while pages run. A page asking whether they are ready wakes the thread up
@@ -703,7 +690,7 @@ def test_a_page_waiting_for_a_new_ranges_rollups_hurries_their_thread(store, mon
     compute_customer_features(cur)
     flt = CustomerFilter(start=date(2024, 6, 1), end=date(2024, 9, 30))
     assert range_rollups_ready(cur, CustomerFilter())  # no date range: nothing to wait for
-    go = _held_rollups(monkeypatch)
+    go = held_rollups(monkeypatch)
     other_page = threading.Event()
     done = threading.Event()
 

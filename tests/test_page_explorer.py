@@ -8,7 +8,6 @@ against pandas in test_explore.py); here the question is whether the page shows 
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -24,7 +23,7 @@ from persona_engine.features import compute_customer_features
 from persona_engine.personas import create_persona
 from persona_engine.segments import load_rules
 from persona_engine.store import open_store
-from tests.conftest import open_page
+from tests.conftest import held_rollups, open_page
 from ui.explorer_data import SESSION_CURSOR, audience_csv
 from ui.explorer_filters import FILTERS
 
@@ -142,15 +141,7 @@ def test_behaviour_charts_of_a_new_range_follow_when_its_rollups_are_built(shop,
     # The first use of a date range builds its customers; its rollups come from a thread.
     # Until they are there, the behaviour view draws what does not need them and says the
     # other charts are coming; the next run (the page polls) draws them all.
-    go = threading.Event()
-    build = explore._build_range
-
-    def held(cur, prefix, create, start, end, templates):
-        if tuple(templates) == explore._RANGE_SQL:
-            assert go.wait(30), "the rollups were never let through"
-        build(cur, prefix, create, start, end, templates)
-
-    monkeypatch.setattr(explore, "_build_range", held)
+    go = held_rollups(monkeypatch)
     pending = "this chart appears in a few seconds"
     flt = CustomerFilter(start=date(2026, 2, 3), end=date(2026, 2, 24))
     try:
