@@ -72,13 +72,15 @@ def app_db(sample_db, monkeypatch) -> Path:
     return sample_db
 
 
-def held_rollups(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
-    """Make a date range's rollups wait for the returned event before they are built."""
+def held_rollups(monkeypatch: pytest.MonkeyPatch, sessions_only: bool = False) -> threading.Event:
+    """Make a date range's rollups wait for the returned event before they are built: its
+    order and session rollups, or with `sessions_only` its session rollups."""
     go = threading.Event()
     build = explore._build_range
+    held_back = {explore._RANGE_SESSION_SQL} if sessions_only else {explore._RANGE_SESSION_SQL, explore._RANGE_ORDER_SQL}
 
     def held(cur, prefix, create, start, end, templates):
-        if tuple(templates) == explore._RANGE_SQL:
+        if tuple(templates) in held_back:
             assert go.wait(30), "the rollups were never let through"
         build(cur, prefix, create, start, end, templates)
 

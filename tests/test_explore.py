@@ -762,6 +762,32 @@ def test_without_a_thread_of_their_own_the_charts_build_a_ranges_rollups(store, 
     assert cur.execute("SELECT rollups FROM explorer_ranges.ranges").fetchall() == [(True,)]
 
 
+def test_a_ranges_order_rollups_come_before_its_session_rollups(store, monkeypatch):
+    # A new range's thread builds its order rollups first: the order charts can be drawn
+    # (and read them without building anything) while the session rollups are held back.
+    cur = store.cursor()
+    build_small_shop(cur)
+    compute_customer_features(cur)
+    flt = CustomerFilter(start=date(2024, 6, 1), end=date(2024, 9, 30))
+    go = held_rollups(monkeypatch, sessions_only=True)
+    try:
+        audience_summary(cur, flt)
+        assert range_rollups_ready(cur, flt, 30, orders_only=True)
+        assert not range_rollups_ready(cur, flt, 0.0)
+        assert cur.execute("SELECT order_rollups, rollups FROM explorer_ranges.ranges").fetchall() == [(True, False)]
+        mix = order_mix(cur, flt, "channel")  # read while the session rollups are held back
+        assert not range_rollups_ready(cur, flt, 0.0)
+        lo, hi = datetime(2024, 6, 1), datetime(2024, 10, 1)
+        orders = cur.execute(
+            "SELECT count(*) FROM analysis_orders WHERE status = 'completed' AND ordered_at >= ? AND ordered_at < ?",
+            [lo, hi],
+        ).fetchall()[0][0]
+        assert mix.data["orders"].sum() == orders > 0
+    finally:
+        go.set()
+    assert range_rollups_ready(cur, flt, 30)
+
+
 def test_filters_combine_with_and(shop, raw):
     c = raw["customers"]
     expected = int(((c["country"] == "FR") & (c["acquisition_channel"] == "email")).sum())

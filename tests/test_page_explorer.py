@@ -165,6 +165,48 @@ def test_behaviour_charts_of_a_new_range_follow_when_its_rollups_are_built(shop,
     assert len(at.get("plotly_chart")) == drawn + 8
 
 
+def test_order_charts_of_a_new_range_come_before_its_session_charts(shop, monkeypatch):
+    # The order rollups are built first: once they are there, the next run draws the order
+    # mixes, categories and weekday x hour, and the funnel and cart abandonment still wait.
+    go = held_rollups(monkeypatch, sessions_only=True)
+    pending = "this chart appears in a few seconds"
+    flt = CustomerFilter(start=date(2026, 1, 6), end=date(2026, 2, 17))
+    query = {"start": "2026-01-06", "end": "2026-02-17", "view": "behaviour"}
+    try:
+        at = open_explorer(query)
+        assert not at.exception, at.exception
+        cur = at.session_state[SESSION_CURSOR].cursor
+        deadline = time.monotonic() + 30
+        while not explore.range_rollups_ready(cur, flt, orders_only=True):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert not explore.range_rollups_ready(cur, flt)
+        at.run()
+        assert not at.exception, at.exception
+        waiting = [c.value for c in at.caption if pending in c.value]
+        assert len(waiting) == 3
+        drawn = chart_keys(at)
+        order_charts = {"explorer_mix_channel", "explorer_mix_device", "explorer_mix_payment_method",
+                        "explorer_category_mix", "explorer_weekday_hour"}
+        assert order_charts <= drawn
+        assert not drawn & {"explorer_funnel", "explorer_cart_device", "explorer_cart_source"}
+    finally:
+        go.set()
+    deadline = time.monotonic() + 30
+    while not explore.range_rollups_ready(cur, flt):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    at.run()
+    assert not at.exception, at.exception
+    assert not [c.value for c in at.caption if pending in c.value]
+    assert chart_keys(at) == drawn | {"explorer_funnel", "explorer_cart_device", "explorer_cart_source"}
+
+
+def chart_keys(at: AppTest) -> set[str]:
+    """The keys of the Plotly charts drawn (their element ids end with them)."""
+    return {c.proto.id.rsplit("-", 1)[1] for c in at.get("plotly_chart")}
+
+
 def test_date_range_filter(shop):
     at = open_explorer()
     at.date_input(key="explorer_dates").set_value((date(2026, 3, 1), date(2026, 3, 31))).run()

@@ -157,41 +157,48 @@ def _cohorts(frame: pd.DataFrame) -> go.Figure:
                    hover=hover, height=max(360, 22 * len(rows) + 120), zmax=top, percent=True)
 
 
-# A new date range's rollups are built by a thread of their own. Until they are there, the
-# charts that read them keep their place: the others are drawn first, then the page waits
-# ROLLUPS_WAIT_S at most for the rollups (enough on a small shop) and draws the rest, or
-# says it is coming and polls every ROLLUPS_POLL_S seconds to redraw itself.
+# A new date range's rollups are built by a thread of their own, its order rollups first.
+# Until they are there, the charts that read them keep their place: the others are drawn
+# first, then the page waits ROLLUPS_WAIT_S at most for the rollups (enough on a small
+# shop) and draws the rest, or says it is coming and polls every ROLLUPS_POLL_S seconds to
+# redraw itself: once when the order rollups are there, again with the session rollups.
 ROLLUPS_WAIT_S = 0.25
 ROLLUPS_POLL_S = 0.3
+ORDERS, SESSIONS = "orders", "sessions"  # the rollups a chart reads
 
 
 @st.fragment(run_every=ROLLUPS_POLL_S)
-def _when_rollups_ready(flt: CustomerFilter) -> None:
-    """Redraw the whole page once the date range's rollups are built."""
-    if explorer_data.range_rollups_ready(flt, 0.0):
+def _when_rollups_ready(flt: CustomerFilter, orders_waiting: bool) -> None:
+    """Redraw the whole page once more of the date range's rollups are built: all of them,
+    or its order rollups when charts wait for them."""
+    if explorer_data.range_rollups_ready(flt, 0.0) or (
+        orders_waiting and explorer_data.range_rollups_ready(flt, 0.0, orders_only=True)
+    ):
         st.rerun()
 
 
 def behaviour_view(version: str, personas: str, flt: CustomerFilter, currency: str | None) -> None:
     money = currency or ""
-    ready = explorer_data.range_rollups_ready(flt, 0.0, hurry=False)
-    kept: list[tuple[DeltaGenerator, str, Callable[[], None]]] = []
+    every = explorer_data.range_rollups_ready(flt, 0.0, hurry=False)
+    ready = {SESSIONS: every, ORDERS: every or explorer_data.range_rollups_ready(flt, 0.0, hurry=False, orders_only=True)}
+    kept: list[tuple[DeltaGenerator, str, str, Callable[[], None]]] = []
 
-    def place(title: str, draw: Callable[[], None]) -> None:
-        """Draw a chart reading the range's rollups, or keep its place until the end."""
-        if ready:
+    def place(title: str, rollups: str, draw: Callable[[], None]) -> None:
+        """Draw a chart reading the range's rollups (ORDERS or SESSIONS), or keep its place
+        until the end."""
+        if ready[rollups]:
             draw()
         else:
-            kept.append((st.empty(), title, draw))
+            kept.append((st.empty(), title, rollups, draw))
 
     def show(name: str, title: str, build: Callable[[pd.DataFrame], go.Figure], basis: str | None = None,
-             small_groups: bool = True, rollups: bool = False) -> None:
+             small_groups: bool = True, rollups: str | None = None) -> None:
         def draw() -> None:
             panel(t(title), explorer_data.chart(version, personas, name, flt), build, f"explorer_{name}",
                   basis=t(basis) if basis else None, small_groups=small_groups)
 
         if rollups:
-            place(t(title), draw)
+            place(t(title), rollups, draw)
         else:
             draw()
 
@@ -215,19 +222,19 @@ def behaviour_view(version: str, personas: str, flt: CustomerFilter, currency: s
         show("segments", "explorer.segments_title", _segments)
         st.caption(t("explorer.segments_note"))
     with right:
-        show("funnel", "explorer.funnel_title", _funnel, "explorer.basis_visitors", rollups=True)
+        show("funnel", "explorer.funnel_title", _funnel, "explorer.basis_visitors", rollups=SESSIONS)
     for column, by in zip(st.columns(len(SESSION_BREAKDOWNS)), SESSION_BREAKDOWNS, strict=True):
         with column:
-            place(t(f"explorer.cart_{by}_title"), partial(cart, by))
+            place(t(f"explorer.cart_{by}_title"), SESSIONS, partial(cart, by))
     for column, by in zip(st.columns(len(ORDER_MIX_BY)), ORDER_MIX_BY, strict=True):
         with column:
-            place(t(f"explorer.mix_{by}_title"), partial(mix, by))
+            place(t(f"explorer.mix_{by}_title"), ORDERS, partial(mix, by))
     left, right = st.columns(2)
     with left:
         show("category_mix", "explorer.category_title", lambda f: _categories(f, money), "explorer.basis_buyers",
-             rollups=True)
+             rollups=ORDERS)
     with right:
-        show("weekday_hour", "explorer.weekday_hour_title", _weekday_hour, "explorer.basis_buyers", rollups=True)
+        show("weekday_hour", "explorer.weekday_hour_title", _weekday_hour, "explorer.basis_buyers", rollups=ORDERS)
     show("new_vs_returning", "explorer.new_returning_title", lambda f: _new_returning(f, money),
          "explorer.basis_buyers")
     show("cohorts", "explorer.cohorts_title", _cohorts, "explorer.basis_cohorts", small_groups=False)
@@ -235,12 +242,13 @@ def behaviour_view(version: str, personas: str, flt: CustomerFilter, currency: s
     if flt.has_dates:
         st.caption(t("explorer.months_whole"))
     if kept:
-        ready = explorer_data.range_rollups_ready(flt, ROLLUPS_WAIT_S)
-        for slot, title, draw in kept:
+        every = explorer_data.range_rollups_ready(flt, ROLLUPS_WAIT_S)
+        ready = {SESSIONS: every, ORDERS: every or explorer_data.range_rollups_ready(flt, 0.0, orders_only=True)}
+        for slot, title, rollups, draw in kept:
             with slot.container():
-                if ready:
+                if ready[rollups]:
                     draw()
                 else:
                     pending(title)
-        if not ready:
-            _when_rollups_ready(flt)
+        if not every:
+            _when_rollups_ready(flt, orders_waiting=not ready[ORDERS])

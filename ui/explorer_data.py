@@ -118,10 +118,10 @@ def chart(version: str, personas: str, name: str, flt: CustomerFilter) -> ChartD
         return _CHARTS[name](cur, flt)
 
 
-def range_rollups_ready(flt: CustomerFilter, wait_s: float, hurry: bool = True) -> bool:
+def range_rollups_ready(flt: CustomerFilter, wait_s: float, hurry: bool = True, orders_only: bool = False) -> bool:
     """explore.range_rollups_ready (never cached: it changes while the range is built)."""
     with engine_cursor() as cur:
-        return explore.range_rollups_ready(cur, flt, wait_s, hurry)
+        return explore.range_rollups_ready(cur, flt, wait_s, hurry, orders_only)
 
 
 @st.cache_data(ttl=data.CACHE_TTL, show_spinner=False, max_entries=256)
