@@ -181,15 +181,19 @@ def behaviour_view(version: str, personas: str, flt: CustomerFilter, currency: s
     money = currency or ""
     every = explorer_data.range_rollups_ready(flt, 0.0, hurry=False)
     ready = {SESSIONS: every, ORDERS: every or explorer_data.range_rollups_ready(flt, 0.0, hurry=False, orders_only=True)}
-    kept: list[tuple[DeltaGenerator, str, str, Callable[[], None]]] = []
+    kept: list[tuple[DeltaGenerator, str, Callable[[], None]]] = []
 
     def place(title: str, rollups: str, draw: Callable[[], None]) -> None:
         """Draw a chart reading the range's rollups (ORDERS or SESSIONS), or keep its place
-        until the end."""
+        until the end: it says the chart is coming, so that nothing moves while the page
+        runs."""
         if ready[rollups]:
             draw()
         else:
-            kept.append((st.empty(), title, rollups, draw))
+            slot = st.empty()
+            with slot.container():
+                pending(title)
+            kept.append((slot, rollups, draw))
 
     def show(name: str, title: str, build: Callable[[pd.DataFrame], go.Figure], basis: str | None = None,
              small_groups: bool = True, rollups: str | None = None) -> None:
@@ -244,11 +248,9 @@ def behaviour_view(version: str, personas: str, flt: CustomerFilter, currency: s
     if kept:
         every = explorer_data.range_rollups_ready(flt, ROLLUPS_WAIT_S)
         ready = {SESSIONS: every, ORDERS: every or explorer_data.range_rollups_ready(flt, 0.0, orders_only=True)}
-        for slot, title, rollups, draw in kept:
-            with slot.container():
-                if ready[rollups]:
+        for slot, rollups, draw in kept:
+            if ready[rollups]:
+                with slot.container():
                     draw()
-                else:
-                    pending(title)
         if not every:
             _when_rollups_ready(flt, orders_waiting=not ready[ORDERS])
