@@ -64,17 +64,15 @@ def slow_server(tmp_path_factory) -> Iterator[str]:
 
 def test_behaviour_charts_of_a_new_range_come_by_themselves(slow_server, page):
     page.goto(f"{slow_server}/explorer?start=2026-05-01&end=2026-06-15&view=behaviour")
-    page.get_by_text("RFM grid: customers per cell, colour = revenue").wait_for(timeout=30_000)
-    # The charts that read the range's rollups wait in their place, the others are drawn.
-    page.get_by_text(PENDING).first.wait_for(timeout=30_000)
-    assert page.get_by_text(PENDING).count() == 8
+    page.get_by_text("RFM grid: customers per cell, colour = revenue").wait_for(timeout=60_000)
+    # The charts that read the range's rollups wait in their place (each box is written
+    # as the run reaches it), the others are drawn.
+    waiting = "([pending, n]) => document.body.innerText.split(pending).length - 1 === n"
+    page.wait_for_function(waiting, arg=[PENDING, 8], timeout=60_000)
     assert page.get_by_text("Sessions funnel").count() == 1
     # Nobody clicks: the page redraws itself once the order rollups are built (order
     # mixes, categories, weekday x hour), then once the session rollups are.
-    page.wait_for_function(
-        "(pending) => document.body.innerText.split(pending).length - 1 === 3",
-        arg=PENDING, timeout=60_000,
-    )
+    page.wait_for_function(waiting, arg=[PENDING, 3], timeout=60_000)
     page.wait_for_function(
         "([pending, charts]) => !document.body.innerText.includes(pending)"
         " && document.querySelectorAll(\"[data-testid='stPlotlyChart']\").length >= charts",
