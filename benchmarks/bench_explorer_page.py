@@ -110,14 +110,14 @@ def time_run(
     When the page leaves charts to come, poll as the page does and rerun it when more can
     be drawn: `orders` keeps the time from the click to the page with the order charts,
     `complete` to the page with every chart."""
+    key = (name, view)
     set_filter(at, flt, view)
     start = time.perf_counter()
     at.run()
     seconds = time.perf_counter() - start
     if at.exception or at.error:
         raise SystemExit(f"{name} / {view}: {at.exception or [e.value for e in at.error]}")
-    best[(name, view)] = min(seconds, best.get((name, view), float("inf")))
-    key = (name, view)
+    best[key] = min(seconds, best.get(key, float("inf")))
     if pending_charts(at):
         cur = at.session_state[SESSION_CURSOR].cursor
         if pending_charts(at) > len(SESSION_CHARTS):  # order charts wait too

@@ -177,10 +177,16 @@ def _when_rollups_ready(flt: CustomerFilter, orders_waiting: bool) -> None:
         st.rerun()
 
 
+def _rollups_ready(flt: CustomerFilter, wait_s: float, hurry: bool) -> dict[str, bool]:
+    """Which of the date range's rollups (ORDERS, SESSIONS) the charts can read, after
+    waiting `wait_s` at most for all of them (explore.range_rollups_ready)."""
+    every = explorer_data.range_rollups_ready(flt, wait_s, hurry)
+    return {SESSIONS: every, ORDERS: every or explorer_data.range_rollups_ready(flt, 0.0, hurry, orders_only=True)}
+
+
 def behaviour_view(version: str, personas: str, flt: CustomerFilter, currency: str | None) -> None:
     money = currency or ""
-    every = explorer_data.range_rollups_ready(flt, 0.0, hurry=False)
-    ready = {SESSIONS: every, ORDERS: every or explorer_data.range_rollups_ready(flt, 0.0, hurry=False, orders_only=True)}
+    ready = _rollups_ready(flt, 0.0, hurry=False)
     kept: list[tuple[DeltaGenerator, str, Callable[[], None]]] = []
 
     def place(title: str, rollups: str, draw: Callable[[], None]) -> None:
@@ -246,11 +252,10 @@ def behaviour_view(version: str, personas: str, flt: CustomerFilter, currency: s
     if flt.has_dates:
         st.caption(t("explorer.months_whole"))
     if kept:
-        every = explorer_data.range_rollups_ready(flt, ROLLUPS_WAIT_S)
-        ready = {SESSIONS: every, ORDERS: every or explorer_data.range_rollups_ready(flt, 0.0, orders_only=True)}
+        ready = _rollups_ready(flt, ROLLUPS_WAIT_S, hurry=True)
         for slot, rollups, draw in kept:
             if ready[rollups]:
                 with slot.container():
                     draw()
-        if not every:
+        if not ready[SESSIONS]:
             _when_rollups_ready(flt, orders_waiting=not ready[ORDERS])
