@@ -334,6 +334,10 @@ def clear_cache(cur: duckdb.DuckDBPyConnection, ranges: bool = True) -> None:
             with _PAGE_RUNS.holding(lock), _RANGE_LOCK:  # a build in progress ends first
                 _drop_range(cur, f"{_SHARED_RANGES}.r{int(generation)}_")
                 cur.execute(f"DELETE FROM {_SHARED_RANGES}.ranges WHERE generation = ?", [generation])  # noqa: S608 - constant
+        with _RANGE_LOCK:  # the customers' days too; a build in progress drops its own at its end
+            for (generation,) in cur.execute(f"SELECT generation FROM {_ACTIVITY}").fetchall():  # noqa: S608 - constant
+                cur.execute(f"DROP TABLE IF EXISTS {_activity_table(generation)}")
+            cur.execute(f"DELETE FROM {_ACTIVITY}")  # noqa: S608 - constant
 
 
 def _filter_key(state: _State, flt: CustomerFilter) -> str:
@@ -552,6 +556,8 @@ _RANGE_SQL = (*_RANGE_ORDER_SQL, *_RANGE_SESSION_SQL)  # every rollup of a range
 # are grouped apart and joined (cheaper than regrouping their union); consent is applied to
 # the joined rows, fewer than the orders and sessions. Who bought items of a known category
 # needs the order lines: the category chart counts them from the range's rollup.
+# {visitors}: the range's visitors (customer_id, carter), from _RANGE_VISITORS_SQL or from
+# the customers' days (_range_visitors).
 _RANGE_CUSTOMERS_SQL = """
     {create} {p}customers AS
     WITH buyers AS (
@@ -559,12 +565,7 @@ _RANGE_CUSTOMERS_SQL = """
         FROM orders
         WHERE status = 'completed' AND ordered_at >= $s AND ordered_at < $e
         GROUP BY customer_id
-    ), visitors AS (
-        SELECT customer_id, bool_or(coalesce(added_to_cart, false)) AS carter
-        FROM sessions
-        WHERE started_at >= $s AND started_at < $e AND customer_id IS NOT NULL
-        GROUP BY customer_id
-    )
+    ), visitors AS ({visitors})
     SELECT coalesce(b.customer_id, v.customer_id) AS customer_id,
         coalesce(b.orders, 0) AS orders, coalesce(b.revenue, 0) AS revenue,
         v.customer_id IS NOT NULL AS visitor, coalesce(v.carter, false) AS carter
@@ -572,6 +573,135 @@ _RANGE_CUSTOMERS_SQL = """
     FULL JOIN visitors v ON v.customer_id = b.customer_id
     WHERE coalesce(b.customer_id, v.customer_id) IN (SELECT customer_id FROM analysis_customers)
 """
+_RANGE_VISITORS_SQL = """
+        SELECT customer_id, bool_or(coalesce(added_to_cart, false)) AS carter
+        FROM sessions
+        WHERE started_at >= $s AND started_at < $e AND customer_id IS NOT NULL
+        GROUP BY customer_id
+"""
+
+# The days each customer visited the shop, and the days they put something in the cart, as
+# bits: one per day from the first day of the sessions, _DAY_BITS to a column (v<n> for the
+# visits, c<n> for the carts of days n * _DAY_BITS onwards). The visitors of a date range
+# are then a test of a column or two per customer instead of a pass over the range's
+# sessions: on a 60-day range of a 1,000,000-customer shop, its customers take 0.27 s
+# instead of 0.6 s. Built ahead with the usual periods (prepare_periods), once per state of
+# the features; a range used before they are there reads the sessions. Every customer with
+# a session has a row, consenting or not: consent is applied where they are read.
+# _ACTIVITY holds the current generation of the days (their table is activity_<generation>)
+# and what they were built for: the state's key, the first day and the number of columns.
+_DAY_BITS = 128
+_ACTIVITY = f"{_SHARED_RANGES}.activity"
+_ACTIVITY_CHUNKS = 4  # built in this many statements, so that pages run between them
+_ACTIVITY_BUILD = threading.Lock()
+
+
+def _activity_table(generation: int) -> str:
+    return f"{_SHARED_RANGES}.activity_{int(generation)}"
+
+
+def _customer_days(cur: duckdb.DuckDBPyConnection, range_key: str) -> tuple[str, date, int] | None:
+    """The table of the customers' days built for the state this range's key was made for,
+    its first day and number of columns; None when there is none."""
+    found = cur.execute(
+        f"SELECT generation, origin, words FROM {_ACTIVITY} WHERE starts_with(?, key || '|')",  # noqa: S608 - constant
+        [range_key],
+    ).fetchall()
+    return (_activity_table(found[0][0]), found[0][1], found[0][2]) if found else None
+
+
+def _range_visitors(table: str, origin: date, words: int, start: datetime, end: datetime) -> tuple[str, dict[str, int]]:
+    """The visitors of [start, end), two midnights, from a table of the customers' days:
+    the statement, and its parameters (the bits of the range in each column it touches)."""
+    first, stop = (start.date() - origin).days, (end.date() - origin).days
+    masks = {}
+    for word in range(max(first, 0) // _DAY_BITS, min(stop, words * _DAY_BITS) // _DAY_BITS + 1):
+        low = max(first, word * _DAY_BITS) - word * _DAY_BITS
+        high = min(stop, (word + 1) * _DAY_BITS) - word * _DAY_BITS
+        if 0 <= low < high <= _DAY_BITS and word < words:
+            masks[f"m{word}"] = ((1 << (high - low)) - 1) << low
+    visited = " OR ".join(f"(v{m[1:]} & ${m}::UHUGEINT) <> 0" for m in masks) or "false"
+    carted = " OR ".join(f"(c{m[1:]} & ${m}::UHUGEINT) <> 0" for m in masks) or "false"
+    return f"SELECT customer_id, coalesce({carted}, false) AS carter FROM {table} WHERE {visited}", masks  # noqa: S608 - column numbers and a constant name
+
+
+def _build_range_customers(
+    cur: duckdb.DuckDBPyConnection, prefix: str, create: str, start: datetime, end: datetime, range_key: str,
+) -> None:
+    """The range's customers (_RANGE_CUSTOMERS_SQL), their visits read from the customers'
+    days when they are built for this range's state, from the sessions otherwise."""
+    days = _customer_days(cur, range_key) if range_key else None
+    if days is not None and start.time() == end.time() == datetime.min.time():
+        visitors, masks = _range_visitors(*days, start, end)
+        sql = _RANGE_CUSTOMERS_SQL.format(create=create, p=prefix, visitors=visitors)
+        _PAGE_RUNS.pause()
+        try:
+            cur.execute(sql, {**_range_params(sql, start, end), **masks})
+            return
+        except duckdb.CatalogException:  # newer days replaced them meanwhile: read the sessions
+            pass
+    _build_range(cur, prefix, create, start, end, (_RANGE_CUSTOMERS_SQL.replace("{visitors}", _RANGE_VISITORS_SQL),))
+
+
+def prepare_customer_days(cur: duckdb.DuckDBPyConnection) -> bool:
+    """Build the table of the customers' days (_ACTIVITY) for the current state of the
+    features, unless it is there or being built. False when there is none to build: features
+    never computed, a read-only store, a shop without sessions of known customers."""
+    state = _state(cur)
+    if state is None or not _shared_ranges(cur):
+        return False
+    if _customer_days(cur, f"{state.key}|") is not None:
+        return True
+    if not _ACTIVITY_BUILD.acquire(blocking=False):  # another thread builds them
+        return False
+    try:
+        first, last, low, high = cur.execute(
+            "SELECT min(started_at)::DATE, max(started_at)::DATE, min(customer_id), max(customer_id) "
+            "FROM sessions WHERE customer_id IS NOT NULL"
+        ).fetchall()[0]
+        if first is None:
+            return False
+        words = (last - first).days // _DAY_BITS + 1
+        with _RANGE_LOCK:
+            generation = int(fetch_value(cur, f"SELECT coalesce(max(generation), 0) + 1 FROM {_ACTIVITY}") or 1)  # noqa: S608 - constant
+            cur.execute(f"INSERT INTO {_ACTIVITY} VALUES (?, NULL, ?, ?)", [generation, first, words])  # noqa: S608 - constant
+        table = _activity_table(generation)
+        bits = ", ".join(
+            f"bit_or(1::UHUGEINT << (d % {_DAY_BITS})::UHUGEINT) FILTER (d // {_DAY_BITS} = {w}) AS v{w}, "
+            f"bit_or(1::UHUGEINT << (d % {_DAY_BITS})::UHUGEINT) FILTER (d // {_DAY_BITS} = {w} AND added_to_cart) AS c{w}"
+            for w in range(words)
+        )
+        sql = (
+            f"SELECT customer_id, {bits} FROM (SELECT customer_id, added_to_cart, "  # noqa: S608 - code constants
+            "date_diff('day', $origin, started_at::DATE) AS d FROM sessions "
+            "WHERE customer_id >= $low AND customer_id < $high) GROUP BY customer_id"
+        )
+        try:
+            cur.execute(f"CREATE OR REPLACE TABLE {table} AS {sql} LIMIT 0", {"origin": first, "low": 0, "high": 0})
+            step = (high - low) // _ACTIVITY_CHUNKS + 1
+            for chunk in range(low, high + 1, step):
+                _PAGE_RUNS.pause()
+                cur.execute(f"INSERT INTO {table} {sql}", {"origin": first, "low": chunk, "high": chunk + step})
+            with _RANGE_LOCK:  # the new days replace the old ones (built for another state)
+                kept = cur.execute(
+                    f"UPDATE {_ACTIVITY} SET key = ? WHERE generation = ? RETURNING generation",  # noqa: S608 - constant
+                    [state.key, generation],
+                ).fetchall()
+                if not kept:  # the caches were cleared meanwhile
+                    cur.execute(f"DROP TABLE IF EXISTS {table}")
+                    return False
+                old = cur.execute(f"SELECT generation FROM {_ACTIVITY} WHERE generation <> ?", [generation]).fetchall()  # noqa: S608 - constant
+                cur.execute(f"DELETE FROM {_ACTIVITY} WHERE generation <> ?", [generation])  # noqa: S608 - constant
+                for (g,) in old:
+                    cur.execute(f"DROP TABLE IF EXISTS {_activity_table(g)}")
+        except BaseException:
+            with _RANGE_LOCK:
+                cur.execute(f"DROP TABLE IF EXISTS {table}")
+                cur.execute(f"DELETE FROM {_ACTIVITY} WHERE generation = ?", [generation])  # noqa: S608 - constant
+            raise
+        return True
+    finally:
+        _ACTIVITY_BUILD.release()
 
 
 def _range_params(sql: str, start: datetime, end: datetime) -> dict[str, Any]:
@@ -605,6 +735,10 @@ def _shared_ranges(cur: duckdb.DuckDBPyConnection) -> bool:
             "key VARCHAR NOT NULL, used DOUBLE NOT NULL, ready BOOLEAN NOT NULL, order_rollups BOOLEAN NOT NULL, "
             "rollups BOOLEAN NOT NULL, "
             "cubes BOOLEAN NOT NULL)"
+        )
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {_ACTIVITY} (generation INTEGER PRIMARY KEY, key VARCHAR, "
+            "origin DATE NOT NULL, words INTEGER NOT NULL)"
         )
     except duckdb.Error:
         return False
@@ -665,7 +799,8 @@ def _range_tables(
     if not _shared_ranges(cur):
         if _registry_key(cur, "range") != key:
             create = "CREATE OR REPLACE TEMP TABLE"
-            _build_range(cur, _LOCAL_RANGES, create, start, end, (_RANGE_CUSTOMERS_SQL, *_RANGE_SQL))
+            _build_range_customers(cur, _LOCAL_RANGES, create, start, end, "")
+            _build_range(cur, _LOCAL_RANGES, create, start, end, _RANGE_SQL)
             _register(cur, "range", key)
         return _LOCAL_RANGES, False
     table = f"{_SHARED_RANGES}.ranges"
@@ -839,7 +974,7 @@ def _new_range(cur: duckdb.DuckDBPyConnection, table: str, key: str, start: date
         cur.execute(f"INSERT INTO {table} VALUES (?, ?, ?, false, false, false, false)", [generation, key, now])  # noqa: S608 - constant name
     prefix = f"{_SHARED_RANGES}.r{generation}_"
     try:
-        _build_range(cur, prefix, "CREATE OR REPLACE TABLE", start, end, (_RANGE_CUSTOMERS_SQL,))
+        _build_range_customers(cur, prefix, "CREATE OR REPLACE TABLE", start, end, key)
     except BaseException:
         with _RANGE_LOCK:
             _drop_range(cur, prefix)
@@ -870,6 +1005,7 @@ def prepare_periods(cur: duckdb.DuckDBPyConnection, first_day: date, last_day: d
         return []
     done = []
     with _PAGE_RUNS.background():  # pages run first
+        prepare_customer_days(cur)  # every range built after them reads them, the periods too
         for days in sorted(PERIODS, key=lambda d: (d != 90, d)):
             start, end = period_range(days, first_day, last_day)
             _ensure_range(cur, state, CustomerFilter(start=start, end=end), cubes=True)

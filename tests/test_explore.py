@@ -983,6 +983,116 @@ def test_date_range_over_all_data_matches_the_rollups(shop):
     )
 
 
+def range_customers(cur: duckdb.DuckDBPyConnection, start: date | None, end: date | None) -> pd.DataFrame:
+    """The customers table of a date range, as the audience reads it."""
+    state = explore._state(cur)
+    prefix, _ = explore._ensure_range(cur, state, CustomerFilter(start=start, end=end))
+    return cur.execute(f"SELECT * FROM {prefix}customers ORDER BY customer_id").df()
+
+
+def reference_range_customers(cur: duckdb.DuckDBPyConnection, start: date | None, end: date | None) -> pd.DataFrame:
+    """The same with pandas: consenting customers with a completed order or a visit in the
+    range, their orders and revenue there, whether they visited and put something in a cart."""
+    lo = pd.Timestamp(start or date(1900, 1, 1))
+    hi = pd.Timestamp(end + timedelta(days=1)) if end else pd.Timestamp(date(9999, 1, 1))
+    keep = set(cur.execute("SELECT customer_id FROM customers WHERE consent_analytics").df()["customer_id"])
+    orders = cur.execute("SELECT customer_id, ordered_at, amount FROM orders WHERE status = 'completed'").df()
+    orders = orders[(orders["ordered_at"] >= lo) & (orders["ordered_at"] < hi) & orders["customer_id"].isin(keep)]
+    sessions = cur.execute("SELECT customer_id, started_at, added_to_cart FROM sessions").df()
+    sessions = sessions[(sessions["started_at"] >= lo) & (sessions["started_at"] < hi) & sessions["customer_id"].isin(keep)]
+    buyers = orders.groupby("customer_id").agg(orders=("amount", "size"), revenue=("amount", "sum"))
+    visitors = sessions.assign(carter=sessions["added_to_cart"].fillna(False).astype(bool)).groupby("customer_id")["carter"].any()
+    out = buyers.join(visitors.rename("carter").to_frame().assign(visitor=True), how="outer")
+    out = out.fillna({"orders": 0, "revenue": 0.0, "visitor": False, "carter": False})
+    return out.reset_index()[["customer_id", "orders", "revenue", "visitor", "carter"]].sort_values("customer_id")
+
+
+@pytest.fixture(scope="module")
+def generated() -> duckdb.DuckDBPyConnection:
+    """A generated shop of two years of sessions (the customers' days span several columns)."""
+    from sample_data.generator import generate_shop
+
+    store = open_store(":memory:")
+    cur = store.cursor()
+    generate_shop(cur, n_customers=400, seed=11)
+    compute_customer_features(cur)
+    yield cur
+    store.close()
+
+
+def test_range_customers_read_from_the_customers_days_match_the_sessions(generated, monkeypatch):
+    # The visitors of a range read from the customers' days (bits, 128 days to a column)
+    # agree with a pass over the range's sessions and with pandas, whatever the range: one
+    # day, across a column boundary, on a column's first and last days, starting before the
+    # first session, ending after the last, open on either side, after the data.
+    monkeypatch.setattr(explore, "RANGE_CUBES_LATER", False)
+    cur = generated
+    explore.clear_cache(cur)
+    first, last = (d.date() for d in cur.execute("SELECT min(started_at), max(started_at) FROM sessions").fetchone())
+    assert (last - first).days > 3 * explore._DAY_BITS  # the columns are all used
+    day = timedelta(days=1)
+    ranges = [
+        (first, first), (first - 10 * day, first + 5 * day), (first + 120 * day, first + 140 * day),
+        (first + 127 * day, first + 127 * day), (first + 128 * day, first + 128 * day),
+        (first + 100 * day, first + 300 * day), (last - 59 * day, last), (last - 5 * day, last + 30 * day),
+        (last + 1 * day, last + 40 * day), (None, first + 200 * day), (first + 300 * day, None),
+    ]
+    from_sessions = {r: range_customers(cur, *r) for r in ranges}
+    explore.clear_cache(cur)
+    assert explore.prepare_customer_days(cur)
+    read, from_days = [], explore._range_visitors
+    monkeypatch.setattr(explore, "_range_visitors", lambda *a: read.append(a) or from_days(*a))
+    for r in ranges:
+        got = range_customers(cur, *r)
+        pd.testing.assert_frame_equal(got, from_sessions[r], check_dtype=False)
+        want = reference_range_customers(cur, *r)
+        pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True), check_dtype=False)
+    assert len(read) == len(ranges)  # every range read the days
+    assert sum(len(from_sessions[r]) > 0 for r in ranges) == len(ranges) - 1  # only the range after the data is empty
+
+
+def test_customer_days_are_built_once_per_state_and_dropped_with_the_caches(store, monkeypatch):
+    monkeypatch.setattr(explore, "RANGE_CUBES_LATER", False)
+    cur = store.cursor()
+    build_small_shop(cur)
+    compute_customer_features(cur)
+    explore.clear_cache(cur)
+
+    def built() -> tuple[list[tuple[Any, ...]], list[str]]:
+        rows = cur.execute("SELECT generation, key FROM explorer_ranges.activity ORDER BY 1").fetchall()
+        tables = cur.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'explorer_ranges' "
+            "AND starts_with(table_name, 'activity_') ORDER BY 1"
+        ).fetchall()
+        return rows, [t for (t,) in tables]
+
+    read, from_days = [], explore._range_visitors
+    monkeypatch.setattr(explore, "_range_visitors", lambda *a: read.append(a) or from_days(*a))
+    explore.prepare_periods(cur, date(2024, 1, 1), REF_TS.date())  # the days come first
+    state = explore._state(cur)
+    assert built() == ([(1, state.key)], ["activity_1"])
+    assert len(read) == len(explore.PERIODS)  # the periods read them
+    assert explore.prepare_customer_days(cur) and built()[0] == [(1, state.key)]  # not built again
+    # A withdrawn consent is a new state: a range reads the sessions until the days are
+    # built again, and the withdrawn customer is in neither.
+    # (A new range each time: a range once built is kept for its state.)
+    june = (date(2024, 6, 1), date(2024, 6, 20))
+    withdrawn = int(range_customers(cur, *june)["customer_id"].iloc[0])
+    cur.execute("UPDATE customers SET consent_analytics = false WHERE customer_id = ?", [withdrawn])
+    explore.clear_cache(cur, ranges=False)
+    read.clear()
+    wider = (date(2024, 6, 1), date(2024, 6, 21))
+    assert withdrawn not in set(range_customers(cur, *wider)["customer_id"]) and not read
+    assert explore.prepare_customer_days(cur)
+    assert built() == ([(2, explore._state(cur).key)], ["activity_2"])  # the old days are dropped
+    widest = (date(2024, 6, 1), date(2024, 6, 22))
+    got = range_customers(cur, *widest)
+    assert len(read) == 1 and withdrawn not in set(got["customer_id"])
+    pd.testing.assert_frame_equal(got, reference_range_customers(cur, *widest).reset_index(drop=True), check_dtype=False)
+    explore.clear_cache(cur)
+    assert built() == ([], [])
+
+
 # ---------------------------------------------------------------- missing data
 
 
@@ -1123,6 +1233,7 @@ def test_date_range_works_on_a_read_only_database(tmp_path):
         assert size(ro.cursor(), wider) > size(ro.cursor(), flt)
         # No shared ranges on a read-only store: nothing is prepared ahead, no error.
         assert explore.prepare_periods(ro.cursor(), date(2024, 1, 1), REF_TS.date()) == []
+        assert not explore.prepare_customer_days(ro.cursor())
     finally:
         ro.close()
 
