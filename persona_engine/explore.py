@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pandas as pd
@@ -258,17 +258,26 @@ class _State:
     segment_cubes: bool  # the cubes have their segment sets (built since migration 13)
 
 
-def _state(cur: duckdb.DuckDBPyConnection) -> _State | None:
-    """None when features were never computed. Read once per cursor and page run (every
-    chart of a page asks): new features or a consent change show at the next run."""
+_T = TypeVar("_T")
+
+
+def _once_per_page_run(cur: duckdb.DuckDBPyConnection, name: str, compute: Callable[[], _T]) -> _T:
+    """compute(), once per cursor and page run (every chart of a page asks); at each call
+    outside a page run."""
     memo = _PAGE_RUNS.memo()
-    hit = memo.get(("state", id(cur))) if memo is not None else None
+    hit = memo.get((name, id(cur))) if memo is not None else None
     if hit is not None and hit[0] is cur:  # the cursor is kept with it: its id is not reused
         return hit[1]  # type: ignore[no-any-return]
-    state = _read_state(cur)
+    value = compute()
     if memo is not None:
-        memo[("state", id(cur))] = (cur, state)
-    return state
+        memo[(name, id(cur))] = (cur, value)
+    return value
+
+
+def _state(cur: duckdb.DuckDBPyConnection) -> _State | None:
+    """None when features were never computed. Read once per cursor and page run: new
+    features or a consent change show at the next run."""
+    return _once_per_page_run(cur, "state", lambda: _read_state(cur))
 
 
 def _read_state(cur: duckdb.DuckDBPyConnection) -> _State | None:
@@ -726,8 +735,12 @@ def _drop_range(cur: duckdb.DuckDBPyConnection, prefix: str) -> None:
 
 
 def _shared_ranges(cur: duckdb.DuckDBPyConnection) -> bool:
-    """Attach the in-memory database of shared ranges (once per store); False when the
-    store is read-only."""
+    """Attach the in-memory database of shared ranges (once per store; asked once per
+    cursor and page run); False when the store is read-only."""
+    return _once_per_page_run(cur, "shared_ranges", lambda: _attach_shared_ranges(cur))
+
+
+def _attach_shared_ranges(cur: duckdb.DuckDBPyConnection) -> bool:
     try:
         cur.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {_SHARED_RANGES}")
         cur.execute(

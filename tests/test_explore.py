@@ -815,6 +815,25 @@ def test_a_page_run_reads_the_shop_state_once_per_cursor(store):
     assert size(cur, EVERYONE) == 31
 
 
+def test_a_page_run_attaches_the_shared_ranges_once_per_cursor(store, monkeypatch):
+    # Every chart of a dated page asks for the shared ranges: the attach runs once per
+    # cursor and page run, and again outside page runs.
+    monkeypatch.setattr(explore, "RANGE_CUBES_LATER", False)
+    cur = store.cursor()
+    build_small_shop(cur)
+    compute_customer_features(cur)
+    attached = []
+    attach = explore._attach_shared_ranges
+    monkeypatch.setattr(explore, "_attach_shared_ranges", lambda c: attached.append(c) or attach(c))
+    june = CustomerFilter(start=date(2024, 6, 1), end=date(2024, 6, 15))
+    with explore.page_run():
+        every_chart(cur, june)
+        other = store.connection.cursor()  # another session's cursor
+        every_chart(other, june)
+    assert attached == [cur, other]
+    assert size(cur, june) > 0 and len(attached) > 2
+
+
 def test_withdrawn_consent_applies_before_recomputing(store):
     cur = store.cursor()
     build_small_shop(cur)
