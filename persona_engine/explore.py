@@ -596,10 +596,14 @@ _RANGE_VISITORS_SQL = """
 # sessions: on a 60-day range of a 1,000,000-customer shop, its customers take 0.3 s
 # instead of 0.6 s. Built ahead with the usual periods (prepare_periods), once per state of
 # the features; a range used before they are there reads the sessions. Every customer with
-# a session has a row, consenting or not: consent is applied where they are read.
+# a session has a row, consenting or not: consent is applied where they are read. They
+# cover the last _DAY_COLUMNS columns of days at most (2.8 years; 214 MB for a million
+# customers over two years): a range starting before them reads the sessions.
 # _ACTIVITY holds the current generation of the days (their table is activity_<generation>)
-# and what they were built for: the state's key, the first day and the number of columns.
+# and what they were built for: the state's key, the first day, the number of columns and
+# whether they cover every session.
 _DAY_BITS = 128
+_DAY_COLUMNS = 8
 _ACTIVITY = f"{_SHARED_RANGES}.activity"
 _ACTIVITY_CHUNKS = 4  # built in this many statements, so that pages run between them
 _ACTIVITY_BUILD = threading.Lock()
@@ -609,14 +613,15 @@ def _activity_table(generation: int) -> str:
     return f"{_SHARED_RANGES}.activity_{int(generation)}"
 
 
-def _customer_days(cur: duckdb.DuckDBPyConnection, range_key: str) -> tuple[str, date, int] | None:
+def _customer_days(cur: duckdb.DuckDBPyConnection, range_key: str) -> tuple[str, date, int, bool] | None:
     """The table of the customers' days built for the state this range's key was made for,
-    its first day and number of columns; None when there is none."""
+    its first day, number of columns and whether it covers every session; None when there
+    is none."""
     found = cur.execute(
-        f"SELECT generation, origin, words FROM {_ACTIVITY} WHERE starts_with(?, key || '|')",  # noqa: S608 - constant
+        f"SELECT generation, origin, words, covers_all FROM {_ACTIVITY} WHERE starts_with(?, key || '|')",  # noqa: S608 - constant
         [range_key],
     ).fetchall()
-    return (_activity_table(found[0][0]), found[0][1], found[0][2]) if found else None
+    return (_activity_table(found[0][0]), *found[0][1:]) if found else None
 
 
 def _range_visitors(table: str, origin: date, words: int, start: datetime, end: datetime) -> tuple[str, dict[str, int]]:
@@ -640,8 +645,11 @@ def _build_range_customers(
     """The range's customers (_RANGE_CUSTOMERS_SQL), their visits read from the customers'
     days when they are built for this range's state, from the sessions otherwise."""
     days = _customer_days(cur, range_key) if range_key else None
-    if days is not None and start.time() == end.time() == datetime.min.time():
-        visitors, masks = _range_visitors(*days, start, end)
+    if (
+        days is not None and start.time() == end.time() == datetime.min.time()
+        and (days[3] or start.date() >= days[1])  # every session of the range is in them
+    ):
+        visitors, masks = _range_visitors(*days[:3], start, end)
         sql = _RANGE_CUSTOMERS_SQL.format(create=create, p=prefix, visitors=visitors)
         _PAGE_RUNS.pause()
         try:
@@ -670,10 +678,14 @@ def prepare_customer_days(cur: duckdb.DuckDBPyConnection) -> bool:
         ).fetchall()[0]
         if first is None:
             return False
-        words = (last - first).days // _DAY_BITS + 1
+        origin = max(first, last - timedelta(days=_DAY_COLUMNS * _DAY_BITS - 1))
+        words = (last - origin).days // _DAY_BITS + 1
         with _RANGE_LOCK:
             generation = int(fetch_value(cur, f"SELECT coalesce(max(generation), 0) + 1 FROM {_ACTIVITY}") or 1)  # noqa: S608 - constant
-            cur.execute(f"INSERT INTO {_ACTIVITY} VALUES (?, NULL, ?, ?)", [generation, first, words])  # noqa: S608 - constant
+            cur.execute(
+                f"INSERT INTO {_ACTIVITY} VALUES (?, NULL, ?, ?, ?)",  # noqa: S608 - constant
+                [generation, origin, words, origin == first],
+            )
         table = _activity_table(generation)
         bits = ", ".join(
             f"bit_or(1::UHUGEINT << (d % {_DAY_BITS})::UHUGEINT) FILTER (d // {_DAY_BITS} = {w}) AS v{w}, "
@@ -683,14 +695,16 @@ def prepare_customer_days(cur: duckdb.DuckDBPyConnection) -> bool:
         sql = (
             f"SELECT customer_id, {bits} FROM (SELECT customer_id, added_to_cart, "  # noqa: S608 - code constants
             "date_diff('day', $origin, started_at::DATE) AS d FROM sessions "
-            "WHERE customer_id >= $low AND customer_id < $high) GROUP BY customer_id"
+            "WHERE customer_id >= $low AND customer_id < $high"
+            + ("" if origin == first else " AND started_at >= $origin")  # the days left out
+            + ") GROUP BY customer_id"
         )
         try:
-            cur.execute(f"CREATE OR REPLACE TABLE {table} AS {sql} LIMIT 0", {"origin": first, "low": 0, "high": 0})
+            cur.execute(f"CREATE OR REPLACE TABLE {table} AS {sql} LIMIT 0", {"origin": origin, "low": 0, "high": 0})
             step = (high - low) // _ACTIVITY_CHUNKS + 1
             for chunk in range(low, high + 1, step):
                 _PAGE_RUNS.pause()
-                cur.execute(f"INSERT INTO {table} {sql}", {"origin": first, "low": chunk, "high": chunk + step})
+                cur.execute(f"INSERT INTO {table} {sql}", {"origin": origin, "low": chunk, "high": chunk + step})
             with _RANGE_LOCK:  # the new days replace the old ones (built for another state)
                 kept = cur.execute(
                     f"UPDATE {_ACTIVITY} SET key = ? WHERE generation = ? RETURNING generation",  # noqa: S608 - constant
@@ -751,7 +765,7 @@ def _attach_shared_ranges(cur: duckdb.DuckDBPyConnection) -> bool:
         )
         cur.execute(
             f"CREATE TABLE IF NOT EXISTS {_ACTIVITY} (generation INTEGER PRIMARY KEY, key VARCHAR, "
-            "origin DATE NOT NULL, words INTEGER NOT NULL)"
+            "origin DATE NOT NULL, words INTEGER NOT NULL, covers_all BOOLEAN NOT NULL)"
         )
     except duckdb.Error:
         return False

@@ -1039,12 +1039,15 @@ def generated() -> duckdb.DuckDBPyConnection:
     store.close()
 
 
-def test_range_customers_read_from_the_customers_days_match_the_sessions(generated, monkeypatch):
+@pytest.mark.parametrize("columns", [8, 1])
+def test_range_customers_read_from_the_customers_days_match_the_sessions(generated, monkeypatch, columns):
     # The visitors of a range read from the customers' days (bits, 128 days to a column)
     # agree with a pass over the range's sessions and with pandas, whatever the range: one
     # day, across a column boundary, on a column's first and last days, starting before the
-    # first session, ending after the last, open on either side, after the data.
+    # first session, ending after the last, open on either side, after the data. With days
+    # covering the last 128 days only, the ranges starting before them read the sessions.
     monkeypatch.setattr(explore, "RANGE_CUBES_LATER", False)
+    monkeypatch.setattr(explore, "_DAY_COLUMNS", columns)
     cur = generated
     explore.clear_cache(cur)
     first, last = (d.date() for d in cur.execute("SELECT min(started_at), max(started_at) FROM sessions").fetchone())
@@ -1066,7 +1069,10 @@ def test_range_customers_read_from_the_customers_days_match_the_sessions(generat
         pd.testing.assert_frame_equal(got, from_sessions[r], check_dtype=False)
         want = reference_range_customers(cur, *r)
         pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True), check_dtype=False)
-    assert len(read) == len(ranges)  # every range read the days
+    origin, covers_all = cur.execute("SELECT origin, covers_all FROM explorer_ranges.activity").fetchone()
+    assert covers_all == (columns == 8) and (last - origin).days < columns * explore._DAY_BITS
+    covered = [r for r in ranges if covers_all or (r[0] is not None and r[0] >= origin)]
+    assert len(read) == len(covered) >= 3  # these ranges read the days
     assert sum(len(from_sessions[r]) > 0 for r in ranges) == len(ranges) - 1  # only the range after the data is empty
 
 
