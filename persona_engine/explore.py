@@ -344,9 +344,7 @@ def clear_cache(cur: duckdb.DuckDBPyConnection, ranges: bool = True) -> None:
                 _drop_range(cur, f"{_SHARED_RANGES}.r{int(generation)}_")
                 cur.execute(f"DELETE FROM {_SHARED_RANGES}.ranges WHERE generation = ?", [generation])  # noqa: S608 - constant
         with _RANGE_LOCK:  # the customers' days too; a build in progress drops its own at its end
-            for (generation,) in cur.execute(f"SELECT generation FROM {_ACTIVITY}").fetchall():  # noqa: S608 - constant
-                cur.execute(f"DROP TABLE IF EXISTS {_activity_table(generation)}")
-            cur.execute(f"DELETE FROM {_ACTIVITY}")  # noqa: S608 - constant
+            _drop_customer_days(cur, [g for (g,) in cur.execute(f"SELECT generation FROM {_ACTIVITY}").fetchall()])  # noqa: S608 - constant
 
 
 def _filter_key(state: _State, flt: CustomerFilter) -> str:
@@ -613,6 +611,14 @@ def _activity_table(generation: int) -> str:
     return f"{_SHARED_RANGES}.activity_{int(generation)}"
 
 
+def _drop_customer_days(cur: duckdb.DuckDBPyConnection, generations: Iterable[int]) -> None:
+    """Drop these generations of the customers' days, their tables and their rows (the
+    caller holds _RANGE_LOCK)."""
+    for generation in generations:
+        cur.execute(f"DROP TABLE IF EXISTS {_activity_table(generation)}")
+        cur.execute(f"DELETE FROM {_ACTIVITY} WHERE generation = ?", [generation])  # noqa: S608 - constant
+
+
 def _customer_days(cur: duckdb.DuckDBPyConnection, range_key: str) -> tuple[str, date, int, bool] | None:
     """The table of the customers' days built for the state this range's key was made for,
     its first day, number of columns and whether it covers every session; None when there
@@ -629,11 +635,9 @@ def _range_visitors(table: str, origin: date, words: int, start: datetime, end: 
     the statement, and its parameters (the bits of the range in each column it touches)."""
     first, stop = (start.date() - origin).days, (end.date() - origin).days
     masks = {}
-    for word in range(max(first, 0) // _DAY_BITS, min(stop, words * _DAY_BITS) // _DAY_BITS + 1):
-        low = max(first, word * _DAY_BITS) - word * _DAY_BITS
-        high = min(stop, (word + 1) * _DAY_BITS) - word * _DAY_BITS
-        if 0 <= low < high <= _DAY_BITS and word < words:
-            masks[f"m{word}"] = ((1 << (high - low)) - 1) << low
+    for word in range(max(first, 0) // _DAY_BITS, min((stop - 1) // _DAY_BITS, words - 1) + 1):
+        low, high = max(first - word * _DAY_BITS, 0), min(stop - word * _DAY_BITS, _DAY_BITS)
+        masks[f"m{word}"] = ((1 << (high - low)) - 1) << low
     visited = " OR ".join(f"(v{m[1:]} & ${m}::UHUGEINT) <> 0" for m in masks) or "false"
     carted = " OR ".join(f"(c{m[1:]} & ${m}::UHUGEINT) <> 0" for m in masks) or "false"
     return f"SELECT customer_id, coalesce({carted}, false) AS carter FROM {table} WHERE {visited}", masks  # noqa: S608 - column numbers and a constant name
@@ -711,16 +715,13 @@ def prepare_customer_days(cur: duckdb.DuckDBPyConnection) -> bool:
                     [state.key, generation],
                 ).fetchall()
                 if not kept:  # the caches were cleared meanwhile
-                    cur.execute(f"DROP TABLE IF EXISTS {table}")
+                    _drop_customer_days(cur, [generation])
                     return False
                 old = cur.execute(f"SELECT generation FROM {_ACTIVITY} WHERE generation <> ?", [generation]).fetchall()  # noqa: S608 - constant
-                cur.execute(f"DELETE FROM {_ACTIVITY} WHERE generation <> ?", [generation])  # noqa: S608 - constant
-                for (g,) in old:
-                    cur.execute(f"DROP TABLE IF EXISTS {_activity_table(g)}")
+                _drop_customer_days(cur, [g for (g,) in old])
         except BaseException:
             with _RANGE_LOCK:
-                cur.execute(f"DROP TABLE IF EXISTS {table}")
-                cur.execute(f"DELETE FROM {_ACTIVITY} WHERE generation = ?", [generation])  # noqa: S608 - constant
+                _drop_customer_days(cur, [generation])
             raise
         return True
     finally:
