@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import duckdb
 import pandas as pd
@@ -606,6 +606,65 @@ _ACTIVITY = f"{_SHARED_RANGES}.activity"
 _ACTIVITY_CHUNKS = 4  # built in this many statements, so that pages run between them
 _ACTIVITY_BUILD = threading.Lock()
 
+# The day tables: what the charts of a date range's rollups (funnel, cart abandonment,
+# order mixes, categories, weekday x hour) add up, per day, for a filter on dates alone
+# (every customer of the range kept, _Audience.whole_range). Sums per day and value, and
+# per day, customer and value where a chart counts customers (a bitmap of the customer ids
+# per value counts them over the range's days). A new range's charts then read its days'
+# rows, sorted by day, instead of waiting for its rollups (4 s of work for 60 days of a
+# 1,000,000-customer shop). Written after the customers' days, from the same first day, of
+# consenting customers only (a consent change is a new state); kept in an in-memory
+# database of their own, compressed once each is written (CHECKPOINT). $origin: day 0;
+# $low, $high: the customer ids of one chunk. d: the day (from day 0); od: the day of the
+# session's completed order, if any.
+_DAYS_DB = "explorer_days"
+_DAY_TABLES: dict[str, str] = {
+    "sessions": """
+        SELECT date_diff('day', $origin, s.started_at::DATE) AS d, s.device, s.source,
+            date_diff('day', $origin, o.ordered_at::DATE) AS od, count(*) AS sessions,
+            count(*) FILTER (s.viewed_product) AS product_view, count(*) FILTER (s.added_to_cart) AS cart,
+            count(*) FILTER (s.checkout_started) AS checkout
+        FROM analysis_sessions s
+        LEFT JOIN (SELECT order_id, ordered_at FROM orders WHERE status = 'completed') o ON o.order_id = s.order_id
+        WHERE s.started_at >= $origin AND s.customer_id >= $low AND s.customer_id < $high
+        GROUP BY ALL ORDER BY d
+    """,
+    "carts": """
+        SELECT DISTINCT date_diff('day', $origin, started_at::DATE) AS d, customer_id, device, source
+        FROM analysis_sessions
+        WHERE added_to_cart AND started_at >= $origin AND customer_id >= $low AND customer_id < $high
+        ORDER BY d
+    """,
+    "orders": """
+        SELECT date_diff('day', $origin, ordered_at::DATE) AS d, customer_id, channel, device, payment_method,
+            count(*) AS orders, sum(amount) AS revenue
+        FROM analysis_orders
+        WHERE status = 'completed' AND ordered_at >= $origin AND customer_id >= $low AND customer_id < $high
+        GROUP BY ALL ORDER BY d
+    """,
+    "hours": """
+        SELECT date_diff('day', $origin, ordered_at::DATE) AS d, isodow(ordered_at) - 1 AS weekday,
+            hour(ordered_at) AS hour, count(*) AS orders, sum(amount) AS revenue
+        FROM analysis_orders
+        WHERE status = 'completed' AND ordered_at >= $origin AND customer_id >= $low AND customer_id < $high
+        GROUP BY ALL ORDER BY d
+    """,
+    "categories": """
+        SELECT date_diff('day', $origin, o.ordered_at::DATE) AS d, o.customer_id, p.category,
+            sum(i.quantity * i.unit_price) AS revenue, sum(i.quantity) AS quantity
+        FROM analysis_orders o
+        JOIN order_items i ON i.order_id = o.order_id
+        LEFT JOIN products p ON p.product_id = i.product_id
+        WHERE o.status = 'completed' AND o.ordered_at >= $origin AND o.customer_id >= $low AND o.customer_id < $high
+        GROUP BY ALL ORDER BY d
+    """,
+}
+_CHECKPOINT_TRIES = 50  # a checkpoint waits for no statement of another cursor in its database
+
+
+def _day_table(kind: str, generation: int) -> str:
+    return f"{_DAYS_DB}.{kind}_{int(generation)}"
+
 
 def _activity_table(generation: int) -> str:
     return f"{_SHARED_RANGES}.activity_{int(generation)}"
@@ -616,18 +675,40 @@ def _drop_customer_days(cur: duckdb.DuckDBPyConnection, generations: Iterable[in
     caller holds _RANGE_LOCK)."""
     for generation in generations:
         cur.execute(f"DROP TABLE IF EXISTS {_activity_table(generation)}")
+        _drop_day_tables(cur, generation)
         cur.execute(f"DELETE FROM {_ACTIVITY} WHERE generation = ?", [generation])  # noqa: S608 - constant
 
 
-def _customer_days(cur: duckdb.DuckDBPyConnection, range_key: str) -> tuple[str, date, int, bool] | None:
-    """The table of the customers' days built for the state this range's key was made for,
-    its first day, number of columns and whether it covers every session; None when there
-    is none."""
+def _drop_day_tables(cur: duckdb.DuckDBPyConnection, generation: int) -> None:
+    for kind in _DAY_TABLES:
+        cur.execute(f"DROP TABLE IF EXISTS {_day_table(kind, generation)}")
+
+
+class _Days(NamedTuple):
+    """The customers' days of one state of the features (_ACTIVITY's row)."""
+
+    table: str  # the bits (_activity_table)
+    origin: date  # day 0
+    words: int  # columns of each kind
+    covers_all: bool  # no session or order is before the origin
+    generation: int
+    lo: int  # the customer ids the day tables' bitmaps span
+    hi: int
+    day_tables: bool  # the day tables (_DAY_TABLES) are written
+
+
+def _customer_days(cur: duckdb.DuckDBPyConnection, range_key: str) -> _Days | None:
+    """The customers' days built for the state this range's key was made for; None when
+    there are none."""
     found = cur.execute(
-        f"SELECT generation, origin, words, covers_all FROM {_ACTIVITY} WHERE starts_with(?, key || '|')",  # noqa: S608 - constant
+        f"SELECT generation, origin, words, covers_all, lo, hi, day_tables FROM {_ACTIVITY} "  # noqa: S608 - constant
+        "WHERE starts_with(?, key || '|')",
         [range_key],
     ).fetchall()
-    return (_activity_table(found[0][0]), *found[0][1:]) if found else None
+    if not found:
+        return None
+    generation, origin, words, covers_all, lo, hi, day_tables = found[0]
+    return _Days(_activity_table(generation), origin, words, covers_all, generation, lo, hi, day_tables)
 
 
 def _range_visitors(table: str, origin: date, words: int, start: datetime, end: datetime) -> tuple[str, dict[str, int]]:
@@ -651,9 +732,9 @@ def _build_range_customers(
     days = _customer_days(cur, range_key) if range_key else None
     if (
         days is not None and start.time() == end.time() == datetime.min.time()
-        and (days[3] or start.date() >= days[1])  # every session of the range is in them
+        and (days.covers_all or start.date() >= days.origin)  # every session of the range is in them
     ):
-        visitors, masks = _range_visitors(*days[:3], start, end)
+        visitors, masks = _range_visitors(days.table, days.origin, days.words, start, end)
         sql = _RANGE_CUSTOMERS_SQL.format(create=create, p=prefix, visitors=visitors)
         _PAGE_RUNS.pause()
         try:
@@ -676,9 +757,14 @@ def prepare_customer_days(cur: duckdb.DuckDBPyConnection) -> bool:
     if not _ACTIVITY_BUILD.acquire(blocking=False):  # another thread builds them
         return False
     try:
+        # The first and last days of the sessions and orders of known customers.
         first, last, low, high = cur.execute(
-            "SELECT min(started_at)::DATE, max(started_at)::DATE, min(customer_id), max(customer_id) "
-            "FROM sessions WHERE customer_id IS NOT NULL"
+            "SELECT least(s.first, o.first), greatest(s.last, o.last), c.low, c.high FROM "
+            "(SELECT min(started_at)::DATE AS first, max(started_at)::DATE AS last FROM sessions "
+            " WHERE customer_id IS NOT NULL) s, "
+            "(SELECT min(ordered_at)::DATE AS first, max(ordered_at)::DATE AS last FROM orders "
+            " WHERE customer_id IS NOT NULL) o, "
+            "(SELECT min(customer_id) AS low, max(customer_id) AS high FROM customers) c"
         ).fetchall()[0]
         if first is None:
             return False
@@ -687,8 +773,9 @@ def prepare_customer_days(cur: duckdb.DuckDBPyConnection) -> bool:
         with _RANGE_LOCK:
             generation = int(fetch_value(cur, f"SELECT coalesce(max(generation), 0) + 1 FROM {_ACTIVITY}") or 1)  # noqa: S608 - constant
             cur.execute(
-                f"INSERT INTO {_ACTIVITY} VALUES (?, NULL, ?, ?, ?)",  # noqa: S608 - constant
-                [generation, origin, words, origin == first],
+                f"INSERT INTO {_ACTIVITY} (generation, origin, words, covers_all, lo, hi) "  # noqa: S608 - constant
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [generation, origin, words, origin == first, low, high],
             )
         table = _activity_table(generation)
         bits = ", ".join(
@@ -703,12 +790,13 @@ def prepare_customer_days(cur: duckdb.DuckDBPyConnection) -> bool:
             + ("" if origin == first else " AND started_at >= $origin")  # the days left out
             + ") GROUP BY customer_id"
         )
+        step = (high - low) // _ACTIVITY_CHUNKS + 1
+        chunks = [(chunk, chunk + step) for chunk in range(low, high + 1, step)]
         try:
             cur.execute(f"CREATE OR REPLACE TABLE {table} AS {sql} LIMIT 0", {"origin": origin, "low": 0, "high": 0})
-            step = (high - low) // _ACTIVITY_CHUNKS + 1
-            for chunk in range(low, high + 1, step):
+            for chunk_low, chunk_high in chunks:
                 _PAGE_RUNS.pause()
-                cur.execute(f"INSERT INTO {table} {sql}", {"origin": origin, "low": chunk, "high": chunk + step})
+                cur.execute(f"INSERT INTO {table} {sql}", {"origin": origin, "low": chunk_low, "high": chunk_high})
             with _RANGE_LOCK:  # the new days replace the old ones (built for another state)
                 kept = cur.execute(
                     f"UPDATE {_ACTIVITY} SET key = ? WHERE generation = ? RETURNING generation",  # noqa: S608 - constant
@@ -723,9 +811,56 @@ def prepare_customer_days(cur: duckdb.DuckDBPyConnection) -> bool:
             with _RANGE_LOCK:
                 _drop_customer_days(cur, [generation])
             raise
+        if high - low < _MAX_BITMAP:  # the bitmaps of customer ids that count customers fit
+            _write_day_tables(cur, generation, origin, chunks)
         return True
     finally:
         _ACTIVITY_BUILD.release()
+
+
+def _write_day_tables(
+    cur: duckdb.DuckDBPyConnection, generation: int, origin: date, chunks: Sequence[tuple[int, int]]
+) -> None:
+    """Write the day tables (_DAY_TABLES) of this generation of the customers' days, one
+    chunk of customers per statement; each is compressed once written. A failure leaves
+    the days without them (the charts then read the ranges' rollups)."""
+    try:
+        for kind, sql in _DAY_TABLES.items():
+            table = _day_table(kind, generation)
+            cur.execute(f"CREATE OR REPLACE TABLE {table} AS {sql} LIMIT 0", {"origin": origin, "low": 0, "high": 0})
+            for low, high in chunks:
+                _PAGE_RUNS.pause()
+                cur.execute(f"INSERT INTO {table} {sql}", {"origin": origin, "low": low, "high": high})
+            _PAGE_RUNS.pause()
+            _compress_days(cur)
+        with _RANGE_LOCK:
+            kept = cur.execute(
+                f"UPDATE {_ACTIVITY} SET day_tables = true WHERE generation = ? RETURNING generation",  # noqa: S608 - constant
+                [generation],
+            ).fetchall()
+            if not kept:  # the caches were cleared, or newer days replaced these, meanwhile
+                _drop_day_tables(cur, generation)
+    except duckdb.Error:
+        _log.debug("writing the day tables failed", exc_info=True)
+        with _RANGE_LOCK:
+            _drop_day_tables(cur, generation)
+    except BaseException:
+        with _RANGE_LOCK:
+            _drop_day_tables(cur, generation)
+        raise
+
+
+def _compress_days(cur: duckdb.DuckDBPyConnection) -> None:
+    """Compress what was written to the day tables' database: a checkpoint, which waits for
+    a moment when no statement of another cursor is using that database. Left uncompressed
+    (about 5 times the memory) when none comes."""
+    for _ in range(_CHECKPOINT_TRIES):
+        try:
+            cur.execute(f"CHECKPOINT {_DAYS_DB}")
+            return
+        except duckdb.TransactionException:
+            time.sleep(0.1)
+    _log.debug("the day tables stay uncompressed: no moment to checkpoint them")
 
 
 def _range_params(sql: str, start: datetime, end: datetime) -> dict[str, Any]:
@@ -766,8 +901,10 @@ def _attach_shared_ranges(cur: duckdb.DuckDBPyConnection) -> bool:
         )
         cur.execute(
             f"CREATE TABLE IF NOT EXISTS {_ACTIVITY} (generation INTEGER PRIMARY KEY, key VARCHAR, "
-            "origin DATE NOT NULL, words INTEGER NOT NULL, covers_all BOOLEAN NOT NULL)"
+            "origin DATE NOT NULL, words INTEGER NOT NULL, covers_all BOOLEAN NOT NULL, "
+            "lo BIGINT NOT NULL, hi BIGINT NOT NULL, day_tables BOOLEAN NOT NULL DEFAULT false)"
         )
+        cur.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {_DAYS_DB} (COMPRESS)")
     except duckdb.Error:
         return False
     return True
@@ -947,7 +1084,8 @@ def range_rollups_ready(
 ) -> bool:
     """Whether the charts of the filter's date range that read its rollups (funnel, cart
     abandonment, order mixes, categories, weekday x hour) can be drawn without building
-    them first; with `orders_only`, those that read its order rollups (the order mixes,
+    them first (or answered from the day tables, for a filter keeping every customer of the
+    range); with `orders_only`, those that read its order rollups (the order mixes,
     categories, weekday x hour).
 
     A new range's rollups are built by a thread after its first use, the order rollups
@@ -965,6 +1103,9 @@ def range_rollups_ready(
     with _RANGE_LOCK:
         later = _RANGE_LATER.get(key)
     if later is None:
+        return True
+    audience = _audience(cur, flt)
+    if audience is not None and _range_days(cur, audience) is not None:  # the day tables answer
         return True
     if hurry:
         later.hurry.set()
@@ -1538,6 +1679,9 @@ def _bundle(
             f"WHERE {a.cube_where}{dimension} AND {extra} GROUP BY ALL"
         )
         return _cached(cur, name, a.key, lambda: (sql, {**a.cube_params, **(extra_params or {})}))
+    days = _range_days(cur, a) if name in _DAY_BUNDLES and extra == "TRUE" else None
+    if days is not None:
+        return _day_bundle(cur, a, days, name)
     source = spec.source.format(rollup=a.table(spec.rollup)) if spec.rollup else spec.source
     sql = (
         f"SELECT {_select_list(spec.keys + spec.measures)} FROM {source} "  # noqa: S608 - names from _BUNDLES; extra is a constant condition
@@ -1550,6 +1694,92 @@ def _bundle(
         return sql, dict(extra_params or {})
 
     return _cached(cur, name, a.key, build)
+
+
+def _day_sessions_sql(by: str, steps: bool) -> str:
+    """The sessions bundle by `by` (device or source) from the day tables: sums per value
+    of the range's days, and the customers with a cart session per value; the step counts
+    of the funnel only by device, as the rollups have them. A session converted when its
+    completed order is of the range or the day after it (as _RANGE_SESSION_SQL)."""
+    steps_sql = (
+        "sum(product_view) AS product_view, sum(cart) AS cart, sum(checkout) AS checkout" if steps else
+        "CAST(NULL AS BIGINT) AS product_view, sum(cart) AS cart, CAST(NULL AS BIGINT) AS checkout"
+    )
+    return f"""
+        WITH t AS (
+            SELECT {by} AS value, sum(sessions) AS sessions, {steps_sql},
+                coalesce(sum(sessions) FILTER (od >= $a AND od <= $b), 0) AS "order",
+                sum(cart) - coalesce(sum(cart) FILTER (od >= $a AND od <= $b), 0) AS abandoned
+            FROM {{sessions}} WHERE d >= $a AND d < $b GROUP BY ALL
+        ), c AS (
+            SELECT {by} AS value, bit_count(bitstring_agg(customer_id, $lo, $hi)) AS cart_customers
+            FROM {{carts}} WHERE d >= $a AND d < $b GROUP BY ALL
+        )
+        SELECT '{by}' AS dimension, t.value, coalesce(c.cart_customers, 0) AS cart_customers, t.sessions,
+            t.product_view, t.cart, t.checkout, t."order", t.abandoned
+        FROM t LEFT JOIN c ON c.value IS NOT DISTINCT FROM t.value
+    """  # noqa: S608 - code constants
+
+
+# Bundle -> its query over the day tables ({<kind>}: the table of that kind) for a filter on
+# dates alone; $a, $b: the range's first day and the day after its last (from day 0); $lo,
+# $hi: the span of the customer ids. Same columns as the bundle's, but the sessions bundles'
+# customers per value (no chart reads them: _sessions drops them).
+_DAY_BUNDLES: dict[str, str] = {
+    "sessions_device": _day_sessions_sql("device", steps=True),
+    "sessions_source": _day_sessions_sql("source", steps=False),
+    "order_mix": """
+        SELECT CASE WHEN grouping(channel) = 0 THEN 'channel'
+                    WHEN grouping(device) = 0 THEN 'device' ELSE 'payment_method' END AS dimension,
+            CASE WHEN grouping(channel) = 0 THEN channel
+                 WHEN grouping(device) = 0 THEN device ELSE payment_method END AS value,
+            bit_count(bitstring_agg(customer_id, $lo, $hi)) AS customers, sum(orders) AS orders,
+            sum(revenue) AS revenue
+        FROM {orders} WHERE d >= $a AND d < $b
+        GROUP BY GROUPING SETS ((channel), (device), (payment_method))
+    """,
+    "categories": """
+        SELECT category, bit_count(bitstring_agg(customer_id, $lo, $hi)) AS customers, sum(revenue) AS revenue,
+            sum(quantity) AS quantity
+        FROM {categories} WHERE d >= $a AND d < $b GROUP BY ALL
+    """,
+    "weekday_hour": """
+        SELECT weekday, hour, sum(orders) AS orders, sum(revenue) AS revenue
+        FROM {hours} WHERE d >= $a AND d < $b GROUP BY ALL
+    """,
+    "categorised": """
+        SELECT coalesce(bit_count(bitstring_agg(customer_id, $lo, $hi)), 0) AS n
+        FROM {categories} WHERE d >= $a AND d < $b AND category IS NOT NULL
+    """,
+}
+
+
+def _range_days(cur: duckdb.DuckDBPyConnection, a: _Audience) -> _Days | None:
+    """The customers' days whose day tables answer the charts of this audience: a date
+    range (whole days) keeping every customer of the range, without its cubes, and day
+    tables written for the range's state covering its first day. None otherwise."""
+    if not (a.dated and a.whole_range and not a.cube and a.range_bounds is not None):
+        return None
+    start, end = a.range_bounds
+    if start.time() != datetime.min.time() or end.time() != datetime.min.time():
+        return None
+    days = _customer_days(cur, a.range_key)
+    if days is None or not days.day_tables or not (days.covers_all or start.date() >= days.origin):
+        return None
+    return days
+
+
+def _day_bundle(cur: duckdb.DuckDBPyConnection, a: _Audience, days: _Days, name: str) -> pd.DataFrame:
+    """Bundle `name` (a _DAY_BUNDLES key) of the audience's date range, from the day tables."""
+    assert a.range_bounds is not None  # _range_days says so
+    start, end = a.range_bounds
+    sql = _DAY_BUNDLES[name].format(**{kind: _day_table(kind, days.generation) for kind in _DAY_TABLES})
+    values = {
+        "a": max((start.date() - days.origin).days, 0), "b": (end.date() - days.origin).days,
+        "lo": days.lo, "hi": days.hi,
+    }
+    params = {k: v for k, v in values.items() if f"${k}" in sql}
+    return _cached(cur, name, a.key, lambda: (sql, params))
 
 
 def _cube_where(flt: CustomerFilter, q: _Sql) -> str:
@@ -2100,15 +2330,16 @@ SESSION_BREAKDOWNS: tuple[str, ...] = ("device", "source")
 def _sessions(cur: duckdb.DuckDBPyConnection, a: _Audience) -> pd.DataFrame:
     """Session counts of the filtered customers per device and per source, in one pass.
 
-    Out: dimension ('device', 'source' or 'total'), value, customers, cart_customers,
-    sessions, product_view, cart, checkout, order, abandoned. Rows of the rollups are unique
-    per customer and value, so count(*) counts customers; the total row sums the devices
-    and takes its customers from the audience.
+    Out: dimension ('device', 'source' or 'total'), value, cart_customers, sessions,
+    product_view, cart, checkout, order, abandoned, and customers in the total row (those
+    of the values are read by no chart: the day tables do not count them). Rows of the
+    rollups are unique per customer and value, so count(*) counts customers; the total row
+    sums the devices and takes its customers from the audience.
     """
     df = pd.concat(
         [_bundle(cur, a, "sessions_device"), _bundle(cur, a, "sessions_source")],
         ignore_index=True,
-    )
+    ).drop(columns="customers", errors="ignore")
     devices_rows = df[df["dimension"] == "device"]
     total = devices_rows.drop(columns=["dimension", "value"]).sum(numeric_only=True).to_dict()
     total.update(dimension="total", value=None, customers=a.visitors, cart_customers=a.carters)
@@ -2237,6 +2468,9 @@ def _range_categorised(cur: duckdb.DuckDBPyConnection, a: _Audience) -> int:
         a.rollups(cur, "categories")
         return sql, {}
 
+    days = _range_days(cur, a)
+    if days is not None:
+        return int(_day_bundle(cur, a, days, "categorised").iloc[0]["n"])
     return int(_cached(cur, "range_categorised", a.key, build).iloc[0]["n"])
 
 

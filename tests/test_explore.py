@@ -6,6 +6,7 @@ import math
 import threading
 import time
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import duckdb
@@ -1076,6 +1077,127 @@ def test_range_customers_read_from_the_customers_days_match_the_sessions(generat
     assert sum(len(from_sessions[r]) > 0 for r in ranges) == len(ranges) - 1  # only the range after the data is empty
 
 
+RANGE_CHARTS: dict[str, Any] = {
+    "funnel": funnel,
+    "cart by device": lambda cur, f: cart_abandonment(cur, f, "device"),
+    "cart by source": lambda cur, f: cart_abandonment(cur, f, "source"),
+    **{f"mix by {by}": partial(order_mix, by=by) for by in ("channel", "device", "payment_method")},
+    "categories": category_mix,
+    "weekday x hour": weekday_hour,
+}
+
+
+def reference_range_charts(cur: duckdb.DuckDBPyConnection, start: date, end: date) -> dict[str, Any]:
+    """The charts of a date range reading its rollups, with pandas, from the raw tables:
+    consenting customers' completed orders and sessions of [start, end]; a session converted
+    when its completed order is of the range or the day after it."""
+    lo, hi = pd.Timestamp(start), pd.Timestamp(end + timedelta(days=1))
+    keep = set(cur.execute("SELECT customer_id FROM customers WHERE consent_analytics").df()["customer_id"])
+    orders = cur.execute("SELECT * FROM orders WHERE status = 'completed'").df()
+    sessions = cur.execute("SELECT * FROM sessions").df()
+    items = cur.execute("SELECT i.*, p.category FROM order_items i LEFT JOIN products p USING (product_id)").df()
+    bought = orders[(orders["ordered_at"] >= lo) & (orders["ordered_at"] < hi) & orders["customer_id"].isin(keep)]
+    seen = sessions[(sessions["started_at"] >= lo) & (sessions["started_at"] < hi) & sessions["customer_id"].isin(keep)]
+    converting = orders[(orders["ordered_at"] >= lo) & (orders["ordered_at"] < hi + pd.Timedelta(days=1))]["order_id"]
+    seen = seen.assign(
+        ordered=seen["order_id"].isin(set(converting)), cart=seen["added_to_cart"].fillna(False).astype(bool),
+    )
+    out: dict[str, Any] = {
+        "funnel": [len(seen), int(seen["viewed_product"].fillna(False).sum()), int(seen["cart"].sum()),
+                   int(seen["checkout_started"].fillna(False).sum()), int(seen["ordered"].sum())],
+    }
+    for by in ("device", "source"):
+        carts = seen[seen["cart"]]
+        out[f"cart by {by}"] = {
+            v: (g["customer_id"].nunique(), len(g), int((~g["ordered"]).sum()))
+            for v, g in carts.groupby(by, dropna=False)
+        }
+    for by in ("channel", "device", "payment_method"):
+        out[f"mix by {by}"] = {
+            v: (g["customer_id"].nunique(), len(g), g["amount"].sum()) for v, g in bought.groupby(by, dropna=False)
+        }
+    lines = items.merge(bought[["order_id", "customer_id"]], on="order_id")
+    lines = lines.assign(revenue=lines["quantity"] * lines["unit_price"])
+    out["categories"] = {
+        v: (g["customer_id"].nunique(), g["revenue"].sum()) for v, g in lines.groupby("category", dropna=False)
+    }
+    out["weekday x hour"] = {
+        (d, h): len(g) for (d, h), g in bought.groupby([bought["ordered_at"].dt.weekday, bought["ordered_at"].dt.hour])
+    }
+    return out
+
+
+def assert_matches_reference(name: str, chart: explore.ChartData, want: Any) -> None:
+    df = chart.data
+    if name == "funnel":
+        assert list(df["sessions"]) == want
+    elif name.startswith("cart"):
+        got = {v: (c, n, a) for v, c, n, a in zip(df["value"], df["customers"], df["cart_sessions"], df["abandoned_sessions"], strict=True)}
+        assert got == want
+    elif name.startswith("mix"):
+        assert set(df["value"]) == set(want)
+        for v, c, n, r in zip(df["value"], df["customers"], df["orders"], df["revenue"], strict=True):
+            assert (c, n) == want[v][:2] and r == pytest.approx(want[v][2])
+    elif name == "categories":
+        assert set(df["category"]) == set(want)
+        for v, c, r in zip(df["category"], df["customers"], df["revenue"], strict=True):
+            assert c == want[v][0] and r == pytest.approx(want[v][1])
+    else:
+        got = {(d, h): n for d, h, n in zip(df["weekday"], df["hour"], df["orders"], strict=True) if n}
+        assert got == want
+
+
+@pytest.mark.parametrize("columns", [8, 1])
+def test_range_charts_read_from_the_day_tables_match_the_rollups_and_pandas(generated, monkeypatch, columns):
+    # The charts of a new range that read its rollups (funnel, cart abandonment, order
+    # mixes, categories, weekday x hour) are drawn from the day tables for a filter on
+    # dates alone: the same frames as from the rollups, and pandas' figures, whatever the
+    # range. One range ends on the day of a session whose order came after midnight (it
+    # converted). With days covering the last 128 days only, the ranges starting before
+    # them read the rollups; a range with a country reads them too.
+    monkeypatch.setattr(explore, "RANGE_CUBES_LATER", False)
+    monkeypatch.setattr(explore, "_DAY_COLUMNS", columns)
+    cur = generated
+    first, last = (d.date() for d in cur.execute("SELECT min(started_at), max(started_at) FROM sessions").fetchone())
+    late = cur.execute(
+        "SELECT s.started_at::DATE FROM sessions s JOIN orders o USING (order_id) "
+        "WHERE o.status = 'completed' AND o.ordered_at::DATE > s.started_at::DATE "
+        "AND s.customer_id IN (SELECT customer_id FROM customers WHERE consent_analytics) "
+        "ORDER BY s.started_at DESC LIMIT 1"
+    ).fetchone()
+    assert late is not None  # a session converting after midnight
+    day = timedelta(days=1)
+    ranges = [
+        (last - 59 * day, last), (first + 127 * day, first + 128 * day), (last, last),
+        (late[0] - 6 * day, late[0]), (first + 100 * day, first + 400 * day), (last - 20 * day, last + 30 * day),
+    ]
+    filters = [CustomerFilter(start=a, end=b) for a, b in ranges]
+    country = cur.execute("SELECT country FROM customers GROUP BY ALL ORDER BY count(*) DESC LIMIT 1").fetchone()[0]
+    filters.append(CustomerFilter(start=last - 59 * day, end=last, countries=(country,)))
+    explore.clear_cache(cur)
+    from_rollups = {(f, name): chart(cur, f) for f in filters for name, chart in RANGE_CHARTS.items()}
+    explore.clear_cache(cur)
+    assert explore.prepare_customer_days(cur)
+    origin, covers_all, day_tables = cur.execute("SELECT origin, covers_all, day_tables FROM explorer_ranges.activity").fetchone()
+    assert day_tables and covers_all == (columns == 8)
+    read: list[str] = []
+    from_days = explore._day_bundle
+    monkeypatch.setattr(explore, "_day_bundle", lambda *a: read.append(a[3]) or from_days(*a))
+    for f in filters:
+        read.clear()
+        reference = reference_range_charts(cur, f.start, f.end) if not f.countries else None
+        for name, chart in RANGE_CHARTS.items():
+            got, want = chart(cur, f), from_rollups[(f, name)]
+            assert got.n_customers == want.n_customers, (f, name)
+            pd.testing.assert_frame_equal(got.data, want.data, check_dtype=False)
+            if reference is not None:
+                assert_matches_reference(name, got, reference[name])
+        reads_days = not f.countries and (covers_all or f.start >= origin)
+        assert set(read) == ({"sessions_device", "sessions_source", "order_mix", "categories", "categorised",
+                              "weekday_hour"} if reads_days else set()), f
+    assert sum(not f.countries and (covers_all or f.start >= origin) for f in filters) >= 3
+
+
 def test_customer_days_are_built_once_per_state_and_dropped_with_the_caches(store, monkeypatch):
     monkeypatch.setattr(explore, "RANGE_CUBES_LATER", False)
     cur = store.cursor()
@@ -1091,11 +1213,16 @@ def test_customer_days_are_built_once_per_state_and_dropped_with_the_caches(stor
         ).fetchall()
         return rows, [t for (t,) in tables]
 
+    def day_tables() -> list[str]:
+        tables = cur.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'explorer_days' ORDER BY 1")
+        return [t for (t,) in tables.fetchall()]
+
     read, from_days = [], explore._range_visitors
     monkeypatch.setattr(explore, "_range_visitors", lambda *a: read.append(a) or from_days(*a))
     explore.prepare_periods(cur, date(2024, 1, 1), REF_TS.date())  # the days come first
     state = explore._state(cur)
     assert built() == ([(1, state.key)], ["activity_1"])
+    assert day_tables() == sorted(f"{kind}_1" for kind in explore._DAY_TABLES)
     assert len(read) == len(explore.PERIODS)  # the periods read them
     assert explore.prepare_customer_days(cur) and built()[0] == [(1, state.key)]  # not built again
     # A withdrawn consent is a new state: a range reads the sessions until the days are
@@ -1110,6 +1237,7 @@ def test_customer_days_are_built_once_per_state_and_dropped_with_the_caches(stor
     assert withdrawn not in set(range_customers(cur, *wider)["customer_id"]) and not read
     assert explore.prepare_customer_days(cur)
     assert built() == ([(2, explore._state(cur).key)], ["activity_2"])  # the old days are dropped
+    assert day_tables() == sorted(f"{kind}_2" for kind in explore._DAY_TABLES)
     widest = (date(2024, 6, 1), date(2024, 6, 22))
     got = range_customers(cur, *widest)
     assert len(read) == 1 and withdrawn not in set(got["customer_id"])
@@ -1122,7 +1250,7 @@ def test_customer_days_are_built_once_per_state_and_dropped_with_the_caches(stor
         range_customers(cur, *last), reference_range_customers(cur, *last).reset_index(drop=True), check_dtype=False
     )
     explore.clear_cache(cur)
-    assert built() == ([], [])
+    assert built() == ([], []) and day_tables() == []
 
 
 # ---------------------------------------------------------------- missing data

@@ -202,6 +202,34 @@ def test_order_charts_of_a_new_range_come_before_its_session_charts(shop, monkey
     assert chart_keys(at) == drawn | {"explorer_funnel", "explorer_cart_device", "explorer_cart_source"}
 
 
+def test_behaviour_charts_of_a_new_range_come_at_once_from_the_day_tables(shop, monkeypatch):
+    # Once the day tables are written (when the explorer opens), a new range on dates alone
+    # draws every behaviour chart in its first run, nothing waits for its rollups.
+    at = open_explorer({"view": "behaviour"})
+    assert not at.exception, at.exception
+    cur = at.session_state[SESSION_CURSOR].cursor
+    deadline = time.monotonic() + 60
+    while True:
+        days = explore._customer_days(cur, f"{explore._state(cur).key}|")
+        if days is not None and days.day_tables:
+            break
+        assert time.monotonic() < deadline
+        explore.prepare_customer_days(cur)  # unless the explorer's thread is writing them
+        time.sleep(0.05)
+    read: list[str] = []
+    from_days = explore._day_bundle
+    monkeypatch.setattr(explore, "_day_bundle", lambda *a: read.append(a[3]) or from_days(*a))
+    st.cache_data.clear()
+    at.date_input(key="explorer_dates").set_value((date(2026, 2, 2), date(2026, 3, 19))).run()
+    assert not at.exception, at.exception
+    assert not [c.value for c in at.caption if "this chart appears in a few seconds" in c.value]
+    rollup_charts = {"explorer_funnel", "explorer_cart_device", "explorer_cart_source", "explorer_mix_channel",
+                     "explorer_mix_device", "explorer_mix_payment_method", "explorer_category_mix",
+                     "explorer_weekday_hour"}
+    assert rollup_charts <= chart_keys(at)
+    assert {"sessions_device", "sessions_source", "order_mix", "categories", "weekday_hour"} <= set(read)
+
+
 def chart_keys(at: AppTest) -> set[str]:
     """The keys of the Plotly charts drawn (their element ids end with them)."""
     return {c.proto.id.rsplit("-", 1)[1] for c in at.get("plotly_chart")}
