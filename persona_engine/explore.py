@@ -556,6 +556,37 @@ _RANGE_ORDER_SQL: tuple[str, ...] = (
     GROUP BY ALL
     """,
 )
+# The same from the day tables of the orders (_DAY_TABLES), when they cover the range: a
+# few hundred thousand rows per day, customer and value instead of the orders, their items
+# and products. $a, $b: the range's days (_day_params); {<kind>}: the day table.
+_RANGE_ORDER_DAYS_SQL: tuple[str, ...] = (
+    """
+    {create} {p}order_values AS
+    SELECT customer_id,
+        CASE WHEN grouping(channel) = 0 THEN 'channel'
+             WHEN grouping(device) = 0 THEN 'device' ELSE 'payment_method' END AS dimension,
+        CASE WHEN grouping(channel) = 0 THEN channel
+             WHEN grouping(device) = 0 THEN device ELSE payment_method END AS value,
+        CAST(sum(orders) AS BIGINT) AS orders, sum(revenue) AS revenue
+    FROM {orders}
+    WHERE d >= $a AND d < $b
+    GROUP BY GROUPING SETS ((customer_id, channel), (customer_id, device), (customer_id, payment_method))
+    """,
+    """
+    {create} {p}order_hours AS
+    SELECT customer_id, weekday, hour, CAST(sum(orders) AS BIGINT) AS orders, sum(revenue) AS revenue
+    FROM {hours}
+    WHERE d >= $a AND d < $b
+    GROUP BY ALL
+    """,
+    """
+    {create} {p}category_revenue AS
+    SELECT customer_id, category, sum(revenue) AS revenue, sum(quantity) AS quantity
+    FROM {categories}
+    WHERE d >= $a AND d < $b
+    GROUP BY ALL
+    """,
+)
 _RANGE_SQL = (*_RANGE_ORDER_SQL, *_RANGE_SESSION_SQL)  # every rollup of a range
 # The customers active in the range (a completed order or a visit in it), with their
 # counts there: what the audience and the demographics need, straight from the orders and
@@ -607,12 +638,14 @@ _ACTIVITY_CHUNKS = 4  # built in this many statements, so that pages run between
 _ACTIVITY_BUILD = threading.Lock()
 
 # The day tables: what the charts of a date range's rollups (funnel, cart abandonment,
-# order mixes, categories, weekday x hour) add up, per day, for a filter on dates alone
-# (every customer of the range kept, _Audience.whole_range). Sums per day and value, and
-# per day, customer and value where a chart counts customers (a bitmap of the customer ids
-# per value counts them over the range's days). A new range's charts then read its days'
-# rows, sorted by day, instead of waiting for its rollups (4 s of work for 60 days of a
-# 1,000,000-customer shop). Written after the customers' days, from the same first day, of
+# order mixes, categories, weekday x hour) add up, per day. The orders' tables have a row
+# per day, customer and value: they answer any filter inside the range (a membership test
+# per row). The sessions' sums are per day and value only (a row per session and customer
+# would be as large as the sessions): they answer a filter on dates alone (every customer
+# of the range kept, _Audience.whole_range); the cart sessions' customers per day and
+# value count the customers behind those sums (a bitmap of the customer ids per value).
+# A new range's charts then read its days' rows, sorted by day, instead of waiting for its
+# rollups (4 s of work for 60 days of a 1,000,000-customer shop). Written after the customers' days, from the same first day, of
 # consenting customers only (a consent change is a new state); kept in an in-memory
 # database of their own, compressed once each is written (CHECKPOINT). $origin: day 0;
 # $low, $high: the customer ids of one chunk. d: the day (from day 0); od: the day of the
@@ -643,7 +676,7 @@ _DAY_TABLES: dict[str, str] = {
         GROUP BY ALL ORDER BY d
     """,
     "hours": """
-        SELECT date_diff('day', $origin, ordered_at::DATE) AS d, isodow(ordered_at) - 1 AS weekday,
+        SELECT date_diff('day', $origin, ordered_at::DATE) AS d, customer_id, isodow(ordered_at) - 1 AS weekday,
             hour(ordered_at) AS hour, count(*) AS orders, sum(amount) AS revenue
         FROM analysis_orders
         WHERE status = 'completed' AND ordered_at >= $origin AND customer_id >= $low AND customer_id < $high
@@ -724,16 +757,37 @@ def _range_visitors(table: str, origin: date, words: int, start: datetime, end: 
     return f"SELECT customer_id, coalesce({carted}, false) AS carter FROM {table} WHERE {visited}", masks  # noqa: S608 - column numbers and a constant name
 
 
+def _days_of_range(cur: duckdb.DuckDBPyConnection, range_key: str, start: datetime, end: datetime) -> _Days | None:
+    """The customers' days that cover the range [start, end) of this key: built for its
+    state, the range of whole days, none of its sessions and orders before their first day.
+    None otherwise."""
+    days = _customer_days(cur, range_key) if range_key else None
+    if (
+        days is None or start.time() != datetime.min.time() or end.time() != datetime.min.time()
+        or not (days.covers_all or start.date() >= days.origin)
+    ):
+        return None
+    return days
+
+
+def _day_params(days: _Days, start: datetime, end: datetime, sql: str) -> dict[str, Any]:
+    """The bound values of a statement over the day tables that it uses: $a, $b (the range's
+    first day and the day after its last, from day 0), $lo, $hi (the span of the customer
+    ids)."""
+    values = {
+        "a": max((start.date() - days.origin).days, 0), "b": (end.date() - days.origin).days,
+        "lo": days.lo, "hi": days.hi,
+    }
+    return {k: v for k, v in values.items() if f"${k}" in sql}
+
+
 def _build_range_customers(
     cur: duckdb.DuckDBPyConnection, prefix: str, create: str, start: datetime, end: datetime, range_key: str,
 ) -> None:
     """The range's customers (_RANGE_CUSTOMERS_SQL), their visits read from the customers'
     days when they are built for this range's state, from the sessions otherwise."""
-    days = _customer_days(cur, range_key) if range_key else None
-    if (
-        days is not None and start.time() == end.time() == datetime.min.time()
-        and (days.covers_all or start.date() >= days.origin)  # every session of the range is in them
-    ):
+    days = _days_of_range(cur, range_key, start, end)
+    if days is not None:
         visitors, masks = _range_visitors(days.table, days.origin, days.words, start, end)
         sql = _RANGE_CUSTOMERS_SQL.format(create=create, p=prefix, visitors=visitors)
         _PAGE_RUNS.pause()
@@ -995,7 +1049,7 @@ def _range_tables(
             prefix = f"{_SHARED_RANGES}.r{found[0]}_"
             for step, column, build in (
                 (_ORDERS_ROLLED_UP, "order_rollups",
-                 lambda: _build_range(cur, prefix, "CREATE OR REPLACE TABLE", start, end, _RANGE_ORDER_SQL)),
+                 lambda: _build_order_rollups(cur, prefix, key, start, end)),
                 (_ROLLED_UP, "rollups",
                  lambda: _build_range(cur, prefix, "CREATE OR REPLACE TABLE", start, end, _RANGE_SESSION_SQL)),
                 (_CUBED, "cubes", lambda: _write_range_cubes(cur, prefix, start, end)),
@@ -1006,6 +1060,23 @@ def _range_tables(
                         cur.execute(f"UPDATE {table} SET {column} = true WHERE generation = ?", [found[0]])  # noqa: S608 - constant names
                     found = (found[0], step)
     return f"{_SHARED_RANGES}.r{found[0]}_", found[1] >= _CUBED
+
+
+def _build_order_rollups(cur: duckdb.DuckDBPyConnection, prefix: str, key: str, start: datetime, end: datetime) -> None:
+    """A shared range's order rollups: from the day tables when they cover it, else from
+    its orders."""
+    days = _days_of_range(cur, key, start, end)
+    if days is not None and days.day_tables:
+        tables = {kind: _day_table(kind, days.generation) for kind in _DAY_TABLES}
+        try:
+            for template in _RANGE_ORDER_DAYS_SQL:
+                sql = template.format(create="CREATE OR REPLACE TABLE", p=prefix, **tables)
+                _PAGE_RUNS.pause()
+                cur.execute(sql, _day_params(days, start, end, sql))
+            return
+        except duckdb.CatalogException:  # newer days replaced them meanwhile: read the orders
+            pass
+    _build_range(cur, prefix, "CREATE OR REPLACE TABLE", start, end, _RANGE_ORDER_SQL)
 
 
 def _range_found(cur: duckdb.DuckDBPyConnection, key: str) -> tuple[int, int] | None:
@@ -1084,9 +1155,9 @@ def range_rollups_ready(
 ) -> bool:
     """Whether the charts of the filter's date range that read its rollups (funnel, cart
     abandonment, order mixes, categories, weekday x hour) can be drawn without building
-    them first (or answered from the day tables, for a filter keeping every customer of the
-    range); with `orders_only`, those that read its order rollups (the order mixes,
-    categories, weekday x hour).
+    them first (or answered from the day tables: those of the orders for any filter, those
+    of the sessions for a filter keeping every customer of the range); with `orders_only`,
+    those that read its order rollups (the order mixes, categories, weekday x hour).
 
     A new range's rollups are built by a thread after its first use, the order rollups
     first; with `hurry` this wakes the thread up and keeps its rollups from pausing for
@@ -1105,8 +1176,8 @@ def range_rollups_ready(
     if later is None:
         return True
     audience = _audience(cur, flt)
-    if audience is not None and _range_days(cur, audience) is not None:  # the day tables answer
-        return True
+    if audience is not None and _range_days(cur, audience, sessions=not orders_only) is not None:
+        return True  # the day tables answer
     if hurry:
         later.hurry.set()
         _PAGE_RUNS.wake()
@@ -1679,7 +1750,7 @@ def _bundle(
             f"WHERE {a.cube_where}{dimension} AND {extra} GROUP BY ALL"
         )
         return _cached(cur, name, a.key, lambda: (sql, {**a.cube_params, **(extra_params or {})}))
-    days = _range_days(cur, a) if name in _DAY_BUNDLES and extra == "TRUE" else None
+    days = _range_days(cur, a, name in _DAY_SESSION_BUNDLES) if name in _DAY_BUNDLES and extra == "TRUE" else None
     if days is not None:
         return _day_bundle(cur, a, days, name)
     source = spec.source.format(rollup=a.table(spec.rollup)) if spec.rollup else spec.source
@@ -1721,10 +1792,10 @@ def _day_sessions_sql(by: str, steps: bool) -> str:
     """  # noqa: S608 - code constants
 
 
-# Bundle -> its query over the day tables ({<kind>}: the table of that kind) for a filter on
-# dates alone; $a, $b: the range's first day and the day after its last (from day 0); $lo,
-# $hi: the span of the customer ids. Same columns as the bundle's, but the sessions bundles'
-# customers per value (no chart reads them: _sessions drops them).
+# Bundle -> its query over the day tables ({<kind>}: the table of that kind; {member}: the
+# audience's membership test on `r`); $a, $b: the range's first day and the day after its
+# last (from day 0); $lo, $hi: the span of the customer ids. Same columns as the bundle's,
+# but the sessions bundles' customers per value (no chart reads them: _sessions drops them).
 _DAY_BUNDLES: dict[str, str] = {
     "sessions_device": _day_sessions_sql("device", steps=True),
     "sessions_source": _day_sessions_sql("source", steps=False),
@@ -1735,50 +1806,44 @@ _DAY_BUNDLES: dict[str, str] = {
                  WHEN grouping(device) = 0 THEN device ELSE payment_method END AS value,
             bit_count(bitstring_agg(customer_id, $lo, $hi)) AS customers, sum(orders) AS orders,
             sum(revenue) AS revenue
-        FROM {orders} WHERE d >= $a AND d < $b
+        FROM {orders} r WHERE r.d >= $a AND r.d < $b AND {member}
         GROUP BY GROUPING SETS ((channel), (device), (payment_method))
     """,
     "categories": """
         SELECT category, bit_count(bitstring_agg(customer_id, $lo, $hi)) AS customers, sum(revenue) AS revenue,
             sum(quantity) AS quantity
-        FROM {categories} WHERE d >= $a AND d < $b GROUP BY ALL
+        FROM {categories} r WHERE r.d >= $a AND r.d < $b AND {member} GROUP BY ALL
     """,
     "weekday_hour": """
         SELECT weekday, hour, sum(orders) AS orders, sum(revenue) AS revenue
-        FROM {hours} WHERE d >= $a AND d < $b GROUP BY ALL
+        FROM {hours} r WHERE r.d >= $a AND r.d < $b AND {member} GROUP BY ALL
     """,
     "categorised": """
         SELECT coalesce(bit_count(bitstring_agg(customer_id, $lo, $hi)), 0) AS n
-        FROM {categories} WHERE d >= $a AND d < $b AND category IS NOT NULL
+        FROM {categories} r WHERE r.d >= $a AND r.d < $b AND r.category IS NOT NULL AND {member}
     """,
 }
+_DAY_SESSION_BUNDLES = ("sessions_device", "sessions_source")  # for a filter on dates alone
 
 
-def _range_days(cur: duckdb.DuckDBPyConnection, a: _Audience) -> _Days | None:
-    """The customers' days whose day tables answer the charts of this audience: a date
-    range (whole days) keeping every customer of the range, without its cubes, and day
-    tables written for the range's state covering its first day. None otherwise."""
-    if not (a.dated and a.whole_range and not a.cube and a.range_bounds is not None):
+def _range_days(cur: duckdb.DuckDBPyConnection, a: _Audience, sessions: bool = True) -> _Days | None:
+    """The customers' days whose day tables answer this audience's charts of the sessions
+    (with `sessions`; only when it keeps every customer of its range), or of the orders: a
+    date range of whole days without its cubes, and day tables written for the range's
+    state covering its first day. None otherwise."""
+    if not (a.dated and (a.whole_range or not sessions) and not a.cube and a.range_bounds is not None):
         return None
-    start, end = a.range_bounds
-    if start.time() != datetime.min.time() or end.time() != datetime.min.time():
-        return None
-    days = _customer_days(cur, a.range_key)
-    if days is None or not days.day_tables or not (days.covers_all or start.date() >= days.origin):
-        return None
-    return days
+    days = _days_of_range(cur, a.range_key, *a.range_bounds)
+    return days if days is not None and days.day_tables else None
 
 
 def _day_bundle(cur: duckdb.DuckDBPyConnection, a: _Audience, days: _Days, name: str) -> pd.DataFrame:
     """Bundle `name` (a _DAY_BUNDLES key) of the audience's date range, from the day tables."""
     assert a.range_bounds is not None  # _range_days says so
-    start, end = a.range_bounds
-    sql = _DAY_BUNDLES[name].format(**{kind: _day_table(kind, days.generation) for kind in _DAY_TABLES})
-    values = {
-        "a": max((start.date() - days.origin).days, 0), "b": (end.date() - days.origin).days,
-        "lo": days.lo, "hi": days.hi,
-    }
-    params = {k: v for k, v in values.items() if f"${k}" in sql}
+    sql = _DAY_BUNDLES[name].format(
+        member=a.member("r"), **{kind: _day_table(kind, days.generation) for kind in _DAY_TABLES},
+    )
+    params = _day_params(days, *a.range_bounds, sql)
     return _cached(cur, name, a.key, lambda: (sql, params))
 
 
@@ -2468,7 +2533,7 @@ def _range_categorised(cur: duckdb.DuckDBPyConnection, a: _Audience) -> int:
         a.rollups(cur, "categories")
         return sql, {}
 
-    days = _range_days(cur, a)
+    days = _range_days(cur, a, sessions=False)
     if days is not None:
         return int(_day_bundle(cur, a, days, "categorised").iloc[0]["n"])
     return int(_cached(cur, "range_categorised", a.key, build).iloc[0]["n"])

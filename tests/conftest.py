@@ -72,20 +72,28 @@ def app_db(sample_db, monkeypatch) -> Path:
     return sample_db
 
 
-def held_rollups(monkeypatch: pytest.MonkeyPatch, sessions_only: bool = False) -> threading.Event:
+def held_rollups(
+    monkeypatch: pytest.MonkeyPatch, sessions_only: bool = False, day_tables: bool = False,
+) -> threading.Event:
     """Make a date range's rollups wait for the returned event before they are built: its
-    order and session rollups, or with `sessions_only` its session rollups. The day tables
-    answer no chart meanwhile: the charts wait for the rollups, as those of a filter the
-    day tables cannot answer do."""
-    monkeypatch.setattr(explore, "_range_days", lambda cur, audience: None)
+    order and session rollups, or with `sessions_only` its session rollups. Unless
+    `day_tables`, the day tables answer no chart meanwhile: the charts wait for the
+    rollups, as those of a filter the day tables cannot answer do."""
+    if not day_tables:
+        monkeypatch.setattr(explore, "_range_days", lambda *args, **kwargs: None)
     go = threading.Event()
-    build = explore._build_range
-    held_back = {explore._RANGE_SESSION_SQL} if sessions_only else {explore._RANGE_SESSION_SQL, explore._RANGE_ORDER_SQL}
+    build, build_orders = explore._build_range, explore._build_order_rollups
 
     def held(cur, prefix, create, start, end, templates):
-        if tuple(templates) in held_back:
+        if tuple(templates) == explore._RANGE_SESSION_SQL:
             assert go.wait(30), "the rollups were never let through"
         build(cur, prefix, create, start, end, templates)
 
+    def held_orders(cur, prefix, key, start, end):
+        if not sessions_only:
+            assert go.wait(30), "the rollups were never let through"
+        build_orders(cur, prefix, key, start, end)
+
     monkeypatch.setattr(explore, "_build_range", held)
+    monkeypatch.setattr(explore, "_build_order_rollups", held_orders)
     return go

@@ -525,15 +525,36 @@ def add_uncategorised_order(cur: duckdb.DuckDBPyConnection) -> None:
         CustomerFilter(start=date(2024, 1, 1), end=date(2024, 12, 31), segments=["loyal_buyers", "cart_abandoners"],
                        devices=["mobile"]),
         CustomerFilter(start=date(2024, 3, 1), end=date(2024, 11, 30), rfm_groups=["lost", "at_risk", "hibernating"]),
+        CustomerFilter(start=date(2024, 3, 11), end=date(2024, 6, 12)),
     ],
 )
-def test_date_range_cubes_and_customer_rows_agree(store, flt, monkeypatch):
+@pytest.mark.parametrize("days", [False, True], ids=["orders", "day tables"])
+def test_date_range_cubes_and_customer_rows_agree(store, flt, days, monkeypatch):
     # A range prepared with its cubes answers filters on cells from them; every chart must
-    # be the same as from the customers' rows of the range.
+    # be the same as from the customers' rows of the range. With the day tables written
+    # first, the range's order rollups are read from them (and the rows' order charts too):
+    # the charts are those of the range read from its orders.
     cur = store.cursor()
     build_small_shop(cur)
     add_uncategorised_order(cur)
+    # Orders on the days either side of the range (before the shop's last day, which they
+    # would move), of a customer of each country: the range must leave them out however it
+    # is read.
+    for k, day in enumerate((flt.start - timedelta(days=1), flt.end + timedelta(days=1))):
+        for customer in (1, 2, 3) if day < REF_TS.date() else ():
+            order_id = 9100 + 10 * k + customer
+            cur.execute(
+                "INSERT INTO orders (order_id, customer_id, ordered_at, channel, device, payment_method, amount, "
+                "discount, status) VALUES (?, ?, ?, 'app', 'tablet', 'paypal', 40.0, 0, 'completed')",
+                [order_id, customer, datetime.combine(day, datetime.min.time()) + timedelta(hours=12)],
+            )
+            cur.execute("INSERT INTO order_items (order_id, product_id, quantity, unit_price) VALUES (?, 1, 2, 20.0)", [order_id])
     compute_customer_features(cur)
+    read: list[str] = []
+    if days:
+        assert explore.prepare_customer_days(cur)
+        from_days = explore._day_params
+        monkeypatch.setattr(explore, "_day_params", lambda d, s, e, sql: read.append(sql) or from_days(d, s, e, sql))
     state = explore._state(cur)
     assert explore._ensure_range(cur, state, flt, cubes=True)[1]
     from_cubes = every_chart(cur, flt)
@@ -544,6 +565,10 @@ def test_date_range_cubes_and_customer_rows_agree(store, flt, monkeypatch):
     assert not explore._audience(cur, flt).cube
     assert_same_charts(from_cubes, from_rows)
     assert from_cubes["summary"].n_customers > 0
+    if days:
+        assert len([sql for sql in read if "order_values" in sql]) == 1  # the order rollups read them
+        explore.clear_cache(cur)  # the days and the range too: the range is read from its orders
+        assert_same_charts(from_cubes, every_chart(cur, flt))
 
 
 def test_a_new_range_counts_its_customers_before_its_rollups(store, monkeypatch):
@@ -1087,12 +1112,16 @@ RANGE_CHARTS: dict[str, Any] = {
 }
 
 
-def reference_range_charts(cur: duckdb.DuckDBPyConnection, start: date, end: date) -> dict[str, Any]:
+def reference_range_charts(
+    cur: duckdb.DuckDBPyConnection, start: date, end: date, countries: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """The charts of a date range reading its rollups, with pandas, from the raw tables:
-    consenting customers' completed orders and sessions of [start, end]; a session converted
-    when its completed order is of the range or the day after it."""
+    consenting customers' (of these countries, if any) completed orders and sessions of
+    [start, end]; a session converted when its completed order is of the range or the day
+    after it."""
     lo, hi = pd.Timestamp(start), pd.Timestamp(end + timedelta(days=1))
-    keep = set(cur.execute("SELECT customer_id FROM customers WHERE consent_analytics").df()["customer_id"])
+    customers = cur.execute("SELECT customer_id, country FROM customers WHERE consent_analytics").df()
+    keep = set((customers[customers["country"].isin(countries)] if countries else customers)["customer_id"])
     orders = cur.execute("SELECT * FROM orders WHERE status = 'completed'").df()
     sessions = cur.execute("SELECT * FROM sessions").df()
     items = cur.execute("SELECT i.*, p.category FROM order_items i LEFT JOIN products p USING (product_id)").df()
@@ -1154,7 +1183,8 @@ def test_range_charts_read_from_the_day_tables_match_the_rollups_and_pandas(gene
     # dates alone: the same frames as from the rollups, and pandas' figures, whatever the
     # range. One range ends on the day of a session whose order came after midnight (it
     # converted). With days covering the last 128 days only, the ranges starting before
-    # them read the rollups; a range with a country reads them too.
+    # them read the rollups. A range with a country reads the day tables of the orders
+    # (a membership test per row), and the session rollups.
     monkeypatch.setattr(explore, "RANGE_CUBES_LATER", False)
     monkeypatch.setattr(explore, "_DAY_COLUMNS", columns)
     cur = generated
@@ -1185,17 +1215,17 @@ def test_range_charts_read_from_the_day_tables_match_the_rollups_and_pandas(gene
     monkeypatch.setattr(explore, "_day_bundle", lambda *a: read.append(a[3]) or from_days(*a))
     for f in filters:
         read.clear()
-        reference = reference_range_charts(cur, f.start, f.end) if not f.countries else None
+        reference = reference_range_charts(cur, f.start, f.end, f.countries)
         for name, chart in RANGE_CHARTS.items():
             got, want = chart(cur, f), from_rollups[(f, name)]
             assert got.n_customers == want.n_customers, (f, name)
             pd.testing.assert_frame_equal(got.data, want.data, check_dtype=False)
-            if reference is not None:
-                assert_matches_reference(name, got, reference[name])
-        reads_days = not f.countries and (covers_all or f.start >= origin)
-        assert set(read) == ({"sessions_device", "sessions_source", "order_mix", "categories", "categorised",
-                              "weekday_hour"} if reads_days else set()), f
-    assert sum(not f.countries and (covers_all or f.start >= origin) for f in filters) >= 3
+            assert_matches_reference(name, got, reference[name])
+        reads_days = covers_all or f.start >= origin
+        orders = {"order_mix", "categories", "categorised", "weekday_hour"}
+        sessions = {"sessions_device", "sessions_source"} if not f.countries else set()
+        assert set(read) == ((orders | sessions) if reads_days else set()), f
+    assert sum(covers_all or f.start >= origin for f in filters) >= 4
 
 
 def test_customer_days_are_built_once_per_state_and_dropped_with_the_caches(store, monkeypatch):

@@ -202,20 +202,31 @@ def test_order_charts_of_a_new_range_come_before_its_session_charts(shop, monkey
     assert chart_keys(at) == drawn | {"explorer_funnel", "explorer_cart_device", "explorer_cart_source"}
 
 
-def test_behaviour_charts_of_a_new_range_come_at_once_from_the_day_tables(shop, monkeypatch):
-    # Once the day tables are written (when the explorer opens), a new range on dates alone
-    # draws every behaviour chart in its first run, nothing waits for its rollups.
-    at = open_explorer({"view": "behaviour"})
-    assert not at.exception, at.exception
+def day_tables_written(at: AppTest) -> None:
+    """Wait until the day tables are written (the explorer's thread writes them when it
+    opens, unless they are there)."""
     cur = at.session_state[SESSION_CURSOR].cursor
     deadline = time.monotonic() + 60
     while True:
         days = explore._customer_days(cur, f"{explore._state(cur).key}|")
         if days is not None and days.day_tables:
-            break
+            return
         assert time.monotonic() < deadline
         explore.prepare_customer_days(cur)  # unless the explorer's thread is writing them
         time.sleep(0.05)
+
+
+SESSION_CHART_KEYS = {"explorer_funnel", "explorer_cart_device", "explorer_cart_source"}
+ORDER_CHART_KEYS = {"explorer_mix_channel", "explorer_mix_device", "explorer_mix_payment_method",
+                    "explorer_category_mix", "explorer_weekday_hour"}
+
+
+def test_behaviour_charts_of_a_new_range_come_at_once_from_the_day_tables(shop, monkeypatch):
+    # Once the day tables are written (when the explorer opens), a new range on dates alone
+    # draws every behaviour chart in its first run, nothing waits for its rollups.
+    at = open_explorer({"view": "behaviour"})
+    assert not at.exception, at.exception
+    day_tables_written(at)
     read: list[str] = []
     from_days = explore._day_bundle
     monkeypatch.setattr(explore, "_day_bundle", lambda *a: read.append(a[3]) or from_days(*a))
@@ -223,11 +234,37 @@ def test_behaviour_charts_of_a_new_range_come_at_once_from_the_day_tables(shop, 
     at.date_input(key="explorer_dates").set_value((date(2026, 2, 2), date(2026, 3, 19))).run()
     assert not at.exception, at.exception
     assert not [c.value for c in at.caption if "this chart appears in a few seconds" in c.value]
-    rollup_charts = {"explorer_funnel", "explorer_cart_device", "explorer_cart_source", "explorer_mix_channel",
-                     "explorer_mix_device", "explorer_mix_payment_method", "explorer_category_mix",
-                     "explorer_weekday_hour"}
-    assert rollup_charts <= chart_keys(at)
+    assert SESSION_CHART_KEYS | ORDER_CHART_KEYS <= chart_keys(at)
     assert {"sessions_device", "sessions_source", "order_mix", "categories", "weekday_hour"} <= set(read)
+
+
+def test_order_charts_of_a_new_range_and_a_country_come_at_once_from_the_day_tables(shop, monkeypatch):
+    # A country inside a new range: the day tables of the orders answer it (a membership
+    # test per row), those of the sessions do not. The order charts are drawn in the first
+    # run; the funnel and cart abandonment wait for the range's session rollups.
+    at = open_explorer({"view": "behaviour"})
+    assert not at.exception, at.exception
+    day_tables_written(at)
+    go = held_rollups(monkeypatch, day_tables=True)  # the range's order rollups wait too
+    flt = CustomerFilter(start=date(2026, 1, 13), end=date(2026, 3, 3), countries=("France",))
+    try:
+        st.cache_data.clear()
+        at.multiselect(key="explorer_country").set_value(["France"])
+        at.date_input(key="explorer_dates").set_value((flt.start, flt.end)).run()
+        assert not at.exception, at.exception
+        assert len([c for c in at.caption if "this chart appears in a few seconds" in c.value]) == 3
+        drawn = chart_keys(at)
+        assert ORDER_CHART_KEYS <= drawn and not drawn & SESSION_CHART_KEYS
+    finally:
+        go.set()
+    cur = at.session_state[SESSION_CURSOR].cursor
+    deadline = time.monotonic() + 30
+    while not explore.range_rollups_ready(cur, flt):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    at.run()
+    assert not at.exception, at.exception
+    assert SESSION_CHART_KEYS | ORDER_CHART_KEYS <= chart_keys(at)
 
 
 def chart_keys(at: AppTest) -> set[str]:

@@ -31,18 +31,24 @@ import time
 
 from persona_engine import explore
 
-_build = explore._build_range
+_build, _build_orders = explore._build_range, explore._build_order_rollups
 
 
 def _slow(cur, prefix, create, start, end, templates):
-    if (threading.current_thread().name == "explorer-range-cubes"
-            and tuple(templates) in (explore._RANGE_ORDER_SQL, explore._RANGE_SESSION_SQL)):
+    if threading.current_thread().name == "explorer-range-cubes" and tuple(templates) == explore._RANGE_SESSION_SQL:
         time.sleep({DELAY_S})
     _build(cur, prefix, create, start, end, templates)
 
 
+def _slow_orders(cur, prefix, key, start, end):
+    if threading.current_thread().name == "explorer-range-cubes":
+        time.sleep({DELAY_S})
+    _build_orders(cur, prefix, key, start, end)
+
+
 explore._build_range = _slow
-explore._range_days = lambda cur, audience: None
+explore._build_order_rollups = _slow_orders
+explore._range_days = lambda *args, **kwargs: None
 '''
 
 
