@@ -358,14 +358,20 @@ def _filter_key(state: _State, flt: CustomerFilter) -> str:
 # lasts _YIELD_MAX_S at most, so that pages following each other without a gap delay the
 # builds but never stop them. A page waiting for a build (its range's rollups) steps aside
 # while it waits, or the two would wait for each other.
+# The background builds also run one statement at a time between them (several ranges
+# picked in a row each have a thread): a page starting meanwhile shares the cores with one
+# statement at most. A build a page waits for (urgent) does not wait for that turn.
 _YIELD_MAX_S = 10.0
+_TURN_POLL_S = 0.05
 
 
 class _PageRuns:
     def __init__(self) -> None:
         self._changed = threading.Condition()
         self._running = 0
-        self._local = threading.local()  # .page: depth of page runs; .background: urgent() of a build
+        self._turn = threading.Lock()  # held by the background build whose statement runs
+        # .page: depth of page runs; .background: urgent() of a build; .turn: it holds _turn
+        self._local = threading.local()
 
     @contextlib.contextmanager
     def page(self) -> Iterator[None]:
@@ -407,7 +413,9 @@ class _PageRuns:
 
     @contextlib.contextmanager
     def holding(self, lock: threading.Lock) -> Iterator[None]:
-        """Hold a build's lock, stepping aside while waiting for it."""
+        """Hold a build's lock, stepping aside while waiting for it (a background build
+        gives up its turn: the build holding the lock may need it)."""
+        self.end_turn()
         with self.step_aside():
             lock.acquire()
         try:
@@ -423,6 +431,13 @@ class _PageRuns:
             yield
         finally:
             self._local.background = None
+            self.end_turn()
+
+    def end_turn(self) -> None:
+        """A background build gives up its turn before its next statement (pause)."""
+        if getattr(self._local, "turn", False):
+            self._local.turn = False
+            self._turn.release()
 
     def wake(self) -> None:
         """Paused builds check again whether they are urgent."""
@@ -434,14 +449,22 @@ class _PageRuns:
             return self._running
 
     def pause(self) -> None:
-        """In a background build: wait until no page runs (_YIELD_MAX_S at most)."""
+        """In a background build, before a statement: wait until no page runs (_YIELD_MAX_S
+        at most), then for the turn of the build's statement (none while urgent)."""
         urgent = getattr(self._local, "background", None)
         if urgent is None:
             return
+        self.end_turn()  # the statement before this one has ended
         deadline = time.monotonic() + _YIELD_MAX_S
-        with self._changed:
-            while self._running and not urgent() and (left := deadline - time.monotonic()) > 0:
-                self._changed.wait(left)
+        while True:
+            with self._changed:
+                while self._running and not urgent() and (left := deadline - time.monotonic()) > 0:
+                    self._changed.wait(left)
+            if urgent():
+                return
+            if self._turn.acquire(timeout=_TURN_POLL_S):
+                self._local.turn = True
+                return
 
 
 _PAGE_RUNS = _PageRuns()
@@ -885,7 +908,6 @@ def _write_day_tables(
             for low, high in chunks:
                 _PAGE_RUNS.pause()
                 cur.execute(f"INSERT INTO {table} {sql}", {"origin": origin, "low": low, "high": high})
-            _PAGE_RUNS.pause()
             _compress_days(cur)
         with _RANGE_LOCK:
             kept = cur.execute(
@@ -909,10 +931,12 @@ def _compress_days(cur: duckdb.DuckDBPyConnection) -> None:
     a moment when no statement of another cursor is using that database. Left uncompressed
     (about 5 times the memory) when none comes."""
     for _ in range(_CHECKPOINT_TRIES):
+        _PAGE_RUNS.pause()
         try:
             cur.execute(f"CHECKPOINT {_DAYS_DB}")
             return
         except duckdb.TransactionException:
+            _PAGE_RUNS.end_turn()  # other builds' statements go on meanwhile
             time.sleep(0.1)
     _log.debug("the day tables stay uncompressed: no moment to checkpoint them")
 

@@ -665,6 +665,81 @@ def test_background_builds_wait_while_a_page_runs(monkeypatch):
         assert 0.25 < time.monotonic() - started < 3
 
 
+def test_background_builds_run_one_statement_at_a_time():
+    # Builds on threads of their own take turns: one statement at a time between them
+    # (each statement here sleeps 0.1 s and records when it ran); an urgent build does
+    # not wait for its turn; a build waiting for a lock gives up its turn, or the build
+    # holding the lock and waiting for the turn would wait for it for ever.
+    runs = explore._PageRuns()
+    spans: list[tuple[float, float]] = []
+
+    def build(statements: int = 3) -> None:
+        with runs.background():
+            for _ in range(statements):
+                runs.pause()
+                began = time.monotonic()
+                time.sleep(0.1)
+                spans.append((began, time.monotonic()))
+
+    workers = [threading.Thread(target=build) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(10)
+    assert len(spans) == 9
+    spans.sort()
+    assert all(end <= nxt + 0.005 for (_, end), (nxt, _) in zip(spans, spans[1:], strict=False))
+    # Urgent: goes ahead while another build holds the turn.
+    held, went = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with runs.background():
+            runs.pause()
+            held.set()
+            went.wait(5)
+
+    def urgent() -> None:
+        with runs.background(urgent=lambda: True):
+            runs.pause()
+        went.set()
+
+    first = threading.Thread(target=holder)
+    first.start()
+    assert held.wait(5)
+    second = threading.Thread(target=urgent)
+    second.start()
+    assert went.wait(2)  # not after the holder's 5 s
+    first.join(10)
+    second.join(10)
+    # A lock: the first build holds its turn and waits for a lock the second holds while it
+    # waits for its turn; the first gives up its turn.
+    lock, done = threading.Lock(), threading.Event()
+    lock.acquire()
+
+    def waits_for_lock() -> None:
+        with runs.background():
+            runs.pause()
+            held.set()
+            with runs.holding(lock):
+                pass
+        done.set()
+
+    def holds_lock() -> None:
+        with runs.background():
+            runs.pause()
+        lock.release()
+
+    held.clear()
+    one = threading.Thread(target=waits_for_lock)
+    one.start()
+    assert held.wait(5)
+    two = threading.Thread(target=holds_lock)
+    two.start()
+    assert done.wait(5)
+    one.join(5)
+    two.join(5)
+
+
 def test_a_page_waiting_for_a_paused_build_lets_it_finish(store, monkeypatch):
     # A thread builds a new range in the background while a page runs, so it pauses holding
     # the range's build lock; the page then asks for the same range. The page steps aside
@@ -850,7 +925,14 @@ def test_a_page_run_attaches_the_shared_ranges_once_per_cursor(store, monkeypatc
     compute_customer_features(cur)
     attached = []
     attach = explore._attach_shared_ranges
-    monkeypatch.setattr(explore, "_attach_shared_ranges", lambda c: attached.append(c) or attach(c))
+    main = threading.current_thread()  # not a thread still building a range of another test
+
+    def counted(c: duckdb.DuckDBPyConnection) -> bool:
+        if threading.current_thread() is main:
+            attached.append(c)
+        return attach(c)
+
+    monkeypatch.setattr(explore, "_attach_shared_ranges", counted)
     june = CustomerFilter(start=date(2024, 6, 1), end=date(2024, 6, 15))
     with explore.page_run():
         every_chart(cur, june)
