@@ -12,8 +12,10 @@ the first view after a filter change pays for finding the filter's customers. Th
 prepares the usual periods (last 30, 90 and 365 days) when it opens: the runs wait for that,
 so "last 90 days" is a prepared period and "last 60 days" a range used for the first time.
 A second session then opens the same 60 days: their rollups are shared by the sessions.
-Last, a marketer who looks at the demographics of a new range (last 45 days) before
+Then a marketer who looks at the demographics of a new range (last 45 days) before
 turning to behaviour, THINK_S seconds later: the range's rollups are built meanwhile.
+Last, a new range with a country (last 50 days), demographics then behaviour: the day
+tables draw its order charts, its funnel and cart abandonment wait for its session rollups.
 
 The behaviour view of a range whose rollups are still being built draws the charts that do
 not need them and leaves the others to come: the page polls, then redraws itself, once
@@ -144,11 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2, help="sessions run (best kept per filter and view)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--only", action="append", default=[], metavar="FILTER",
-                        help="time these typical filters only (repeatable; the three scenarios of a new range always run)")
+                        help="time these typical filters only (repeatable; the four scenarios of new ranges always run)")
     args = parser.parse_args(argv)
 
     filters = filters_of(args.db)
     sixty = filters["last 60 days"]
+    country = filters["country"].countries
     if args.only:
         filters = {name: flt for name, flt in filters.items() if name in args.only}
     os.environ["PERSONA_STUDIO_DB"] = str(Path(args.db).resolve())
@@ -160,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     looked = f"last 45 days, views {THINK_S:.0f} s apart"
     assert sixty.end is not None
     later = CustomerFilter(start=sixty.end - timedelta(days=44), end=sixty.end)
+    with_country = "last 50 days+country, first use"
+    fifty = CustomerFilter(start=sixty.end - timedelta(days=49), end=sixty.end, countries=country)
     for _ in range(max(1, args.repeat)):
         # A new session each time: its own cursor, nothing of the previous session's
         # per-cursor tables (Streamlit's data caches are per process and are cleared).
@@ -179,10 +184,14 @@ def main(argv: list[str] | None = None) -> int:
         time_run(at, looked, later, VIEWS[0], best, complete, orders)
         time.sleep(THINK_S)
         time_run(at, looked, later, VIEWS[1], best, complete, orders)
+        # A country inside a new range.
+        time_run(at, with_country, fifty, VIEWS[0], best, complete, orders)
+        time_run(at, with_country, fifty, VIEWS[1], best, complete, orders)
         # The next repeat starts without any date range built.
         explore.clear_cache(at.session_state[SESSION_CURSOR].cursor)
     filters[shared] = sixty
     filters[looked] = later
+    filters[with_country] = fifty
     for name in filters:
         runs = {view: round(best[(name, view)], 3) for view in VIEWS}
         whole = {view: round(complete[(name, view)], 3) for view in VIEWS}

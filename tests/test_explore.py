@@ -942,6 +942,22 @@ def test_a_page_run_attaches_the_shared_ranges_once_per_cursor(store, monkeypatc
     assert size(cur, june) > 0 and len(attached) > 2
 
 
+def test_attached_shared_ranges_are_found_by_a_read(store):
+    # Once the shared ranges are attached, telling so takes one read: a statement changing
+    # the catalog would wait for a background build writing a table there.
+    cur = store.cursor()
+    assert explore._attach_shared_ranges(cur)
+    statements: list[str] = []
+
+    class Spy:
+        def execute(self, sql: str, *args: Any) -> duckdb.DuckDBPyConnection:
+            statements.append(sql)
+            return cur.execute(sql, *args)
+
+    assert explore._attach_shared_ranges(Spy())  # type: ignore[arg-type]
+    assert len(statements) == 1 and statements[0].startswith("SELECT")
+
+
 def test_withdrawn_consent_applies_before_recomputing(store):
     cur = store.cursor()
     build_small_shop(cur)
