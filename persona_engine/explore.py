@@ -360,7 +360,8 @@ def _filter_key(state: _State, flt: CustomerFilter) -> str:
 # while it waits, or the two would wait for each other.
 # The background builds also run one statement at a time between them (several ranges
 # picked in a row each have a thread): a page starting meanwhile shares the cores with one
-# statement at most. A build a page waits for (urgent) does not wait for that turn.
+# statement at most. A build a page waits for (urgent) does not wait for that turn, and
+# the others pause while its statements run, as they do for pages.
 _YIELD_MAX_S = 10.0
 _TURN_POLL_S = 0.05
 
@@ -370,7 +371,9 @@ class _PageRuns:
         self._changed = threading.Condition()
         self._running = 0
         self._turn = threading.Lock()  # held by the background build whose statement runs
-        # .page: depth of page runs; .background: urgent() of a build; .turn: it holds _turn
+        self._urgent = 0  # statements of urgent builds running
+        # .page: depth of page runs; .background: urgent() of a build; .turn: it holds _turn;
+        # .urgent: its statement is counted in _urgent
         self._local = threading.local()
 
     @contextlib.contextmanager
@@ -438,6 +441,11 @@ class _PageRuns:
         if getattr(self._local, "turn", False):
             self._local.turn = False
             self._turn.release()
+        if getattr(self._local, "urgent", False):
+            self._local.urgent = False
+            with self._changed:
+                self._urgent -= 1
+                self._changed.notify_all()
 
     def wake(self) -> None:
         """Paused builds check again whether they are urgent."""
@@ -449,8 +457,9 @@ class _PageRuns:
             return self._running
 
     def pause(self) -> None:
-        """In a background build, before a statement: wait until no page runs (_YIELD_MAX_S
-        at most), then for the turn of the build's statement (none while urgent)."""
+        """In a background build, before a statement: wait until no page and no urgent
+        build's statement runs (_YIELD_MAX_S at most), then for the turn of the build's
+        statement; an urgent build goes ahead."""
         urgent = getattr(self._local, "background", None)
         if urgent is None:
             return
@@ -458,10 +467,15 @@ class _PageRuns:
         deadline = time.monotonic() + _YIELD_MAX_S
         while True:
             with self._changed:
-                while self._running and not urgent() and (left := deadline - time.monotonic()) > 0:
+                while (
+                    (self._running or self._urgent) and not urgent()
+                    and (left := deadline - time.monotonic()) > 0
+                ):
                     self._changed.wait(left)
-            if urgent():
-                return
+                if urgent():
+                    self._urgent += 1
+                    self._local.urgent = True
+                    return
             if self._turn.acquire(timeout=_TURN_POLL_S):
                 self._local.turn = True
                 return
@@ -1179,6 +1193,11 @@ def _range_cubes_later(cur: duckdb.DuckDBPyConnection, key: str, start: datetime
             cur.close()
 
 
+# Beyond this many customers in a range, its rollups take longer than a page would wait for
+# them (0.25 s of work at about 50,000 customers on two cores; 2 to 4 s at 800,000).
+_WAIT_MAX_CUSTOMERS = 50_000
+
+
 def range_rollups_ready(
     cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, wait_s: float = 0.0, hurry: bool = True,
     orders_only: bool = False,
@@ -1191,9 +1210,10 @@ def range_rollups_ready(
 
     A new range's rollups are built by a thread after its first use, the order rollups
     first; with `hurry` this wakes the thread up and keeps its rollups from pausing for
-    pages; then waits `wait_s` at most for them. True without such a thread (no date
-    range, a read-only store, a range built another way or not yet used): the charts then
-    build what they need themselves.
+    pages; then waits `wait_s` at most for them, unless the range has more than
+    _WAIT_MAX_CUSTOMERS customers (its rollups then take longer than any such wait). True
+    without such a thread (no date range, a read-only store, a range built another way or
+    not yet used): the charts then build what they need themselves.
     """
     if not flt.has_dates:
         return True
@@ -1208,6 +1228,10 @@ def range_rollups_ready(
     audience = _audience(cur, flt)
     if audience is not None and _range_days(cur, audience, sessions=not orders_only) is not None:
         return True  # the day tables answer
+    if wait_s and audience is not None and audience.dated and int(
+        fetch_value(cur, f"SELECT count(*) FROM {audience.ranges}{_RANGE_CUSTOMERS}") or 0  # noqa: S608 - constant names
+    ) > _WAIT_MAX_CUSTOMERS:
+        wait_s = 0.0  # its rollups take seconds: the page does not wait for them
     if hurry:
         later.hurry.set()
         _PAGE_RUNS.wake()

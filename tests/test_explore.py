@@ -711,6 +711,31 @@ def test_background_builds_run_one_statement_at_a_time():
     assert went.wait(2)  # not after the holder's 5 s
     first.join(10)
     second.join(10)
+    # The others pause while an urgent build's statement runs, and go on after it.
+    urgent_runs, ended, resumed = threading.Event(), threading.Event(), threading.Event()
+
+    def urgent_statement() -> None:
+        with runs.background(urgent=lambda: True):
+            runs.pause()
+            urgent_runs.set()
+            ended.wait(5)
+            runs.pause()  # its next statement
+
+    def other() -> None:
+        with runs.background():
+            runs.pause()
+            resumed.set()
+
+    one = threading.Thread(target=urgent_statement)
+    one.start()
+    assert urgent_runs.wait(5)
+    two = threading.Thread(target=other)
+    two.start()
+    assert not resumed.wait(0.5)
+    ended.set()
+    one.join(5)
+    assert resumed.wait(5)
+    two.join(5)
     # A lock: the first build holds its turn and waits for a lock the second holds while it
     # waits for its turn; the first gives up its turn.
     lock, done = threading.Lock(), threading.Event()
@@ -810,6 +835,14 @@ def test_a_page_waiting_for_a_new_ranges_rollups_hurries_their_thread(store, mon
             started = time.monotonic()
             assert not range_rollups_ready(cur, flt, 0.3)
             assert 0.25 < time.monotonic() - started < 5
+            # A range of more customers than that: the page does not wait for rollups
+            # that take seconds.
+            most = explore._WAIT_MAX_CUSTOMERS
+            monkeypatch.setattr(explore, "_WAIT_MAX_CUSTOMERS", size(cur, flt) - 1)
+            started = time.monotonic()
+            assert not range_rollups_ready(cur, flt, 2.0)
+            assert time.monotonic() - started < 0.2
+            monkeypatch.setattr(explore, "_WAIT_MAX_CUSTOMERS", most)
             go.set()
             started = time.monotonic()
             assert range_rollups_ready(cur, flt, 30)
