@@ -682,11 +682,11 @@ _ACTIVITY_BUILD = threading.Lock()
 # of the range kept, _Audience.whole_range); the cart sessions' customers per day and
 # value count the customers behind those sums (a bitmap of the customer ids per value).
 # A new range's charts then read its days' rows, sorted by day, instead of waiting for its
-# rollups (4 s of work for 60 days of a 1,000,000-customer shop). Written after the customers' days, from the same first day, of
-# consenting customers only (a consent change is a new state); kept in an in-memory
-# database of their own, compressed once each is written (CHECKPOINT). $origin: day 0;
-# $low, $high: the customer ids of one chunk. d: the day (from day 0); od: the day of the
-# session's completed order, if any.
+# rollups (4 s of work for 60 days of a 1,000,000-customer shop). Written after the
+# customers' days, from the same first day, of consenting customers only (a consent change
+# is a new state); kept in an in-memory database of their own, compressed once each is
+# written (CHECKPOINT). $origin: day 0; $low, $high: the customer ids of one chunk. d: the
+# day (from day 0); od: the day of the session's completed order, if any.
 _DAYS_DB = "explorer_days"
 _DAY_TABLES: dict[str, str] = {
     "sessions": """
@@ -729,7 +729,7 @@ _DAY_TABLES: dict[str, str] = {
         GROUP BY ALL ORDER BY d
     """,
 }
-_CHECKPOINT_TRIES = 50  # a checkpoint waits for no statement of another cursor in its database
+_CHECKPOINT_TRIES = 50  # a checkpoint fails while another cursor's transaction has written
 
 
 def _day_table(kind: str, generation: int) -> str:
