@@ -1359,6 +1359,33 @@ def test_range_charts_read_from_the_day_tables_match_the_rollups_and_pandas(gene
     assert sum(covers_all or f.start >= origin for f in filters) >= 4
 
 
+def test_a_shop_without_sessions_gets_day_tables_for_its_orders(store, monkeypatch):
+    # The days start from the first order when there are no sessions: a range's order
+    # charts read the day tables, with the same frames as from its rollups; the session
+    # charts say there are no sessions.
+    monkeypatch.setattr(explore, "RANGE_CUBES_LATER", False)
+    cur = store.cursor()
+    build_small_shop(cur, with_sessions=False)
+    compute_customer_features(cur)
+    flt = CustomerFilter(start=date(2024, 2, 5), end=date(2024, 6, 20))
+    orders = ("mix by channel", "mix by payment_method", "categories", "weekday x hour")
+    from_rollups = {name: RANGE_CHARTS[name](cur, flt) for name in orders}
+    explore.clear_cache(cur)
+    assert explore.prepare_customer_days(cur)
+    origin, day_tables = cur.execute("SELECT origin, day_tables FROM explorer_ranges.activity").fetchone()
+    first = cur.execute("SELECT min(ordered_at)::DATE FROM orders WHERE customer_id IS NOT NULL").fetchone()[0]
+    assert day_tables and origin == first
+    read: list[str] = []
+    from_days = explore._day_bundle
+    monkeypatch.setattr(explore, "_day_bundle", lambda *a: read.append(a[3]) or from_days(*a))
+    for name in orders:
+        got, want = RANGE_CHARTS[name](cur, flt), from_rollups[name]
+        assert got.n_customers == want.n_customers > 0
+        pd.testing.assert_frame_equal(got.data, want.data, check_dtype=False)
+    assert {"order_mix", "categories", "weekday_hour"} <= set(read)
+    assert funnel(cur, flt).reason == "no_sessions"
+
+
 def test_customer_days_are_built_once_per_state_and_dropped_with_the_caches(store, monkeypatch):
     monkeypatch.setattr(explore, "RANGE_CUBES_LATER", False)
     cur = store.cursor()
