@@ -31,7 +31,7 @@ import duckdb
 import pandas as pd
 
 from persona_engine.errors import ValidationError
-from persona_engine.features import FEATURES_STATE_SETTING
+from persona_engine.features import FEATURES_STATE_SETTING, ORDER_VALUE_KEYS
 from persona_engine.segments import (
     BEHAVIOUR_SEGMENTS,
     INTEREST_PREFIX,
@@ -563,17 +563,13 @@ _RANGE_SESSION_SQL: tuple[str, ...] = (
 _RANGE_ORDER_SQL: tuple[str, ...] = (
     """
     {create} {p}order_values AS
-    SELECT customer_id,
-        CASE WHEN grouping(channel) = 0 THEN 'channel'
-             WHEN grouping(device) = 0 THEN 'device' ELSE 'payment_method' END AS dimension,
-        CASE WHEN grouping(channel) = 0 THEN channel
-             WHEN grouping(device) = 0 THEN device ELSE payment_method END AS value,
+    SELECT customer_id,""" + ORDER_VALUE_KEYS + """,
         count(*) AS orders, sum(amount) AS revenue
     FROM analysis_orders
     WHERE status = 'completed' AND ordered_at >= $s AND ordered_at < $e
     GROUP BY GROUPING SETS ((customer_id, channel), (customer_id, device),
                             (customer_id, payment_method))
-    """,
+    """,  # noqa: S608 - code constants
     """
     {create} {p}order_hours AS
     SELECT customer_id, isodow(ordered_at) - 1 AS weekday, hour(ordered_at) AS hour,
@@ -599,16 +595,12 @@ _RANGE_ORDER_SQL: tuple[str, ...] = (
 _RANGE_ORDER_DAYS_SQL: tuple[str, ...] = (
     """
     {create} {p}order_values AS
-    SELECT customer_id,
-        CASE WHEN grouping(channel) = 0 THEN 'channel'
-             WHEN grouping(device) = 0 THEN 'device' ELSE 'payment_method' END AS dimension,
-        CASE WHEN grouping(channel) = 0 THEN channel
-             WHEN grouping(device) = 0 THEN device ELSE payment_method END AS value,
+    SELECT customer_id,""" + ORDER_VALUE_KEYS + """,
         CAST(sum(orders) AS BIGINT) AS orders, sum(revenue) AS revenue
     FROM {orders}
     WHERE d >= $a AND d < $b
     GROUP BY GROUPING SETS ((customer_id, channel), (customer_id, device), (customer_id, payment_method))
-    """,
+    """,  # noqa: S608 - code constants
     """
     {create} {p}order_hours AS
     SELECT customer_id, weekday, hour, CAST(sum(orders) AS BIGINT) AS orders, sum(revenue) AS revenue
@@ -1854,10 +1846,7 @@ _DAY_BUNDLES: dict[str, str] = {
     "sessions_device": _day_sessions_sql("device", steps=True),
     "sessions_source": _day_sessions_sql("source", steps=False),
     "order_mix": """
-        SELECT CASE WHEN grouping(channel) = 0 THEN 'channel'
-                    WHEN grouping(device) = 0 THEN 'device' ELSE 'payment_method' END AS dimension,
-            CASE WHEN grouping(channel) = 0 THEN channel
-                 WHEN grouping(device) = 0 THEN device ELSE payment_method END AS value,
+        SELECT""" + ORDER_VALUE_KEYS + """,
             bit_count(bitstring_agg(customer_id, $lo, $hi)) AS customers, sum(orders) AS orders,
             sum(revenue) AS revenue
         FROM {orders} r WHERE r.d >= $a AND r.d < $b AND {member}

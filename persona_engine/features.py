@@ -180,14 +180,19 @@ FROM feature_session_slots
 GROUP BY ALL
 """
 
+# The dimension (channel, device or payment_method) and the value of a row grouped by
+# GROUPING SETS over those three columns: the order rollups' keys, lifetime and per date
+# range (explore), and the order mixes of the explorer's day tables.
+ORDER_VALUE_KEYS = """
+    CASE WHEN grouping(channel) = 0 THEN 'channel'
+         WHEN grouping(device) = 0 THEN 'device' ELSE 'payment_method' END AS dimension,
+    CASE WHEN grouping(channel) = 0 THEN channel
+         WHEN grouping(device) = 0 THEN device ELSE payment_method END AS value"""
+
 # One row per customer, dimension (channel, device, payment_method) and value.
 _ORDER_VALUES_SQL = """
 INSERT INTO customer_order_values
-SELECT customer_id,
-    CASE WHEN grouping(channel) = 0 THEN 'channel'
-         WHEN grouping(device) = 0 THEN 'device' ELSE 'payment_method' END,
-    CASE WHEN grouping(channel) = 0 THEN channel
-         WHEN grouping(device) = 0 THEN device ELSE payment_method END,
+SELECT customer_id,""" + ORDER_VALUE_KEYS + """,
     count(*), sum(amount)
 FROM analysis_orders
 WHERE status = 'completed' AND ordered_at < $ref

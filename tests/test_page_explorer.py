@@ -12,6 +12,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 import streamlit as st
@@ -155,10 +156,7 @@ def test_behaviour_charts_of_a_new_range_follow_when_its_rollups_are_built(shop,
         assert drawn >= 4  # RFM grid and groups, segments, new vs returning, cohorts
     finally:
         go.set()
-    deadline = time.monotonic() + 30
-    while not explore.range_rollups_ready(at.session_state[SESSION_CURSOR].cursor, flt):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    rollups_built(at.session_state[SESSION_CURSOR].cursor, flt)
     at.run()
     assert not at.exception, at.exception
     assert not [c.value for c in at.caption if pending in c.value]
@@ -176,10 +174,7 @@ def test_order_charts_of_a_new_range_come_before_its_session_charts(shop, monkey
         at = open_explorer(query)
         assert not at.exception, at.exception
         cur = at.session_state[SESSION_CURSOR].cursor
-        deadline = time.monotonic() + 30
-        while not explore.range_rollups_ready(cur, flt, orders_only=True):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        rollups_built(cur, flt, orders_only=True)
         assert not explore.range_rollups_ready(cur, flt)
         at.run()
         assert not at.exception, at.exception
@@ -192,10 +187,7 @@ def test_order_charts_of_a_new_range_come_before_its_session_charts(shop, monkey
         assert not drawn & {"explorer_funnel", "explorer_cart_device", "explorer_cart_source"}
     finally:
         go.set()
-    deadline = time.monotonic() + 30
-    while not explore.range_rollups_ready(cur, flt):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    rollups_built(cur, flt)
     at.run()
     assert not at.exception, at.exception
     assert not [c.value for c in at.caption if pending in c.value]
@@ -258,13 +250,18 @@ def test_order_charts_of_a_new_range_and_a_country_come_at_once_from_the_day_tab
     finally:
         go.set()
     cur = at.session_state[SESSION_CURSOR].cursor
-    deadline = time.monotonic() + 30
-    while not explore.range_rollups_ready(cur, flt):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    rollups_built(cur, flt)
     at.run()
     assert not at.exception, at.exception
     assert SESSION_CHART_KEYS | ORDER_CHART_KEYS <= chart_keys(at)
+
+
+def rollups_built(cur: duckdb.DuckDBPyConnection, flt: CustomerFilter, orders_only: bool = False) -> None:
+    """Wait (30 s at most) until the range's rollups, or its order rollups, are built."""
+    deadline = time.monotonic() + 30
+    while not explore.range_rollups_ready(cur, flt, orders_only=orders_only):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
 
 
 def chart_keys(at: AppTest) -> set[str]:
